@@ -1,0 +1,50 @@
+// member_thunk: the default heap and the free functions allocate_page() and compact() that use it.
+//
+// MEMBER_THUNK_DEFAULT_HEAP_SAFETY selects how it works (see the README's table):
+//   3  one heap for the process, locked with slim_lock (the default);
+//   2  one heap per thread, without locks; pages that outlive their thread stay valid (see detail/thread_heap.hpp);
+//   1  one heap for the process, without locks: use it from one thread at a time.
+// The default heap of modes 3 and 1 is never destroyed, so pages may outlive static destruction.
+// MEMBER_THUNK_DISABLE_DEFAULT_HEAP removes all of this.
+#pragma once
+
+#include "detail/config.hpp"
+
+#ifndef MEMBER_THUNK_DISABLE_DEFAULT_HEAP
+
+#include "detail/os/native.hpp"
+#include "detail/thread_heap.hpp"
+#include "heap.hpp"
+#include "page.hpp"
+
+namespace member_thunk
+{
+	namespace detail
+	{
+#if MEMBER_THUNK_DEFAULT_HEAP_SAFETY == 2
+		using default_heap_type = thread_heap<os::native>;
+
+		[[nodiscard]] inline default_heap_type& default_heap()
+		{
+			thread_local default_heap_type the;
+			return the;
+		}
+#else
+		using default_heap_type = heap<default_lock>;
+
+		[[nodiscard]] inline default_heap_type& default_heap()
+		{
+			static never_destroyed<default_heap_type> the;
+			return the.get();
+		}
+#endif
+	} // namespace detail
+
+	/// Returns a new read-write page from the default heap. Throws os_error if the OS refuses memory.
+	[[nodiscard]] inline page allocate_page() { return detail::default_heap().allocate_page(); }
+
+	/// Releases the default heap's regions in which no page is alive (in mode 2: the calling thread's heap).
+	inline void compact() { detail::default_heap().compact(); }
+} // namespace member_thunk
+
+#endif

@@ -1,0 +1,68 @@
+// member_thunk: AArch64 thunk encoder (AAPCS64: Linux, macOS, Windows). A pure byte emitter that compiles and runs on
+// any host, so its golden-byte tests do too.
+//
+// Layout of one 32-byte slot (instructions little-endian):
+//
+//   0  d503245f   bti c              BTI landing pad for an indirect call (needed on PROT_BTI pages)
+//   4  58000060   ldr x0, [pc+12]    first argument <- bound (literal at offset 16)
+//   8  58000090   ldr x16, [pc+16]   IP0 <- target (literal at offset 24); x16/x17 are the only registers a guarded
+//                                    target accepts from `br`, and x8 (indirect result) and x18 (platform) stay intact
+//  12  d61f0200   br x16             a jump, not a call: PAC return signing and the shadow call stack are untouched
+//  16  <bound, 8 bytes>
+//  24  <target, 8 bytes>
+//
+// Unused code is filled with `brk #0xf000`.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+namespace member_thunk::detail::arch
+{
+	struct aarch64_encoder
+	{
+		static constexpr std::size_t slot_size = 32;
+		static constexpr std::size_t slot_alignment = 32;
+		static constexpr std::size_t trap_granule = 4; // one instruction
+
+		static constexpr std::uint32_t bti_c = 0xD503245FU;
+		static constexpr std::uint32_t ldr_x0_literal_16 = 0x58000060U;  // ldr x0, #12 (from offset 4)
+		static constexpr std::uint32_t ldr_x16_literal_24 = 0x58000090U; // ldr x16, #16 (from offset 8)
+		static constexpr std::uint32_t br_x16 = 0xD61F0200U;
+		static constexpr std::uint32_t brk_f000 = 0xD43E0000U;
+
+		/// Fills `code` with trap instructions; its size must be a multiple of 4 (any trailing bytes are left).
+		static constexpr void fill_traps(std::span<std::byte> code) noexcept
+		{
+			for (std::size_t at = 0; at + 4 <= code.size(); at += 4)
+				put_u32(code, at, brk_f000);
+		}
+
+		/// Writes a thunk that sets x0 to `bound` and branches to `target`. `slot_address` is part of the encoder
+		/// interface for PC-relative encodings; this literal-pool encoding does not need it.
+		static constexpr void encode(std::span<std::byte, slot_size> slot, std::uint64_t bound, std::uint64_t target,
+		                             [[maybe_unused]] std::uint64_t slot_address) noexcept
+		{
+			put_u32(slot, 0, bti_c);
+			put_u32(slot, 4, ldr_x0_literal_16);
+			put_u32(slot, 8, ldr_x16_literal_24);
+			put_u32(slot, 12, br_x16);
+			put_u64(slot, 16, bound);
+			put_u64(slot, 24, target);
+		}
+
+	private:
+		static constexpr void put_u32(std::span<std::byte> out, std::size_t at, std::uint32_t value) noexcept
+		{
+			for (std::size_t i = 0; i < 4; ++i)
+				out[at + i] = static_cast<std::byte>((value >> (8 * i)) & 0xFFU);
+		}
+
+		static constexpr void put_u64(std::span<std::byte> out, std::size_t at, std::uint64_t value) noexcept
+		{
+			put_u32(out, at, static_cast<std::uint32_t>(value & 0xFFFFFFFFU));
+			put_u32(out, at + 4, static_cast<std::uint32_t>(value >> 32));
+		}
+	};
+} // namespace member_thunk::detail::arch

@@ -1,0 +1,37 @@
+// member_thunk: what a thunk encoder provides, and the one that fits the machine being compiled for.
+#pragma once
+
+#include "../config.hpp"
+#include "aarch64.hpp"
+#include "x86_64.hpp"
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+namespace member_thunk::detail::arch
+{
+	/// An encoder writes one thunk into a fixed-size slot and fills unused code with traps. It is a pure function of
+	/// its inputs (constexpr, no OS, no host assumptions).
+	template<class E>
+	concept encoder = requires(std::span<std::byte, E::slot_size> slot, std::span<std::byte> code, std::uint64_t value) {
+		{ E::slot_size } -> std::convertible_to<std::size_t>;
+		{ E::slot_alignment } -> std::convertible_to<std::size_t>;
+		{ E::trap_granule } -> std::convertible_to<std::size_t>;
+		E::encode(slot, value, value, value);
+		E::fill_traps(code);
+	} && (E::slot_size % E::trap_granule == 0) && (E::slot_alignment >= 16);
+
+	static_assert(encoder<x86_64_sysv_encoder>);
+	static_assert(encoder<x86_64_win64_encoder>);
+	static_assert(encoder<aarch64_encoder>);
+
+#if defined(MEMBER_THUNK_ARCH_X86_64) && defined(MEMBER_THUNK_OS_WINDOWS)
+	using native_encoder = x86_64_win64_encoder;
+#elif defined(MEMBER_THUNK_ARCH_X86_64)
+	using native_encoder = x86_64_sysv_encoder;
+#elif defined(MEMBER_THUNK_ARCH_AARCH64)
+	using native_encoder = aarch64_encoder;
+#endif
+} // namespace member_thunk::detail::arch

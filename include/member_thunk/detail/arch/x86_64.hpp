@@ -1,0 +1,77 @@
+// member_thunk: x86-64 thunk encoders (System V and Windows x64). Pure byte emitters: they compile and run on any
+// host, so their golden-byte tests do too.
+//
+// A thunk replaces the callback's first argument with a bound pointer and jumps to the target (ABI doc, "What a
+// thunk may do"). Layout of one 32-byte slot:
+//
+//   0  f3 0f 1e fa           endbr64            CET IBT landing pad: the thunk is reached by an indirect call
+//   4  48 bf|b9 <imm64>      movabs rdi|rcx, bound      first integer argument: rdi (System V), rcx (Windows x64)
+//  14  49 bb <imm64>         movabs r11, target         r11: scratch on both ABIs and carries no argument; never rax,
+//                                                        whose AL holds the vector-register count of a variadic call
+//  24  41 ff e3              jmp r11            a jump, not a call: no frame, so shadow stacks and unwinding never
+//                                               see the thunk
+//  27  cc cc cc cc cc        int3 padding       a stray jump into the tail traps
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+namespace member_thunk::detail::arch
+{
+	namespace x86_64_bytes
+	{
+		inline constexpr std::byte trap{0xCC}; // int3
+		inline constexpr std::array<std::byte, 4> endbr64{std::byte{0xF3}, std::byte{0x0F}, std::byte{0x1E},
+		                                                  std::byte{0xFA}};
+		inline constexpr std::array<std::byte, 2> movabs_rdi{std::byte{0x48}, std::byte{0xBF}};
+		inline constexpr std::array<std::byte, 2> movabs_rcx{std::byte{0x48}, std::byte{0xB9}};
+		inline constexpr std::array<std::byte, 2> movabs_r11{std::byte{0x49}, std::byte{0xBB}};
+		inline constexpr std::array<std::byte, 3> jmp_r11{std::byte{0x41}, std::byte{0xFF}, std::byte{0xE3}};
+	} // namespace x86_64_bytes
+
+	/// Emits x86-64 thunks whose first argument register is given by the two-byte `movabs` opcode.
+	template<const std::array<std::byte, 2>& MovFirstArgument>
+	struct x86_64_encoder
+	{
+		static constexpr std::size_t slot_size = 32;
+		static constexpr std::size_t slot_alignment = 32;
+		static constexpr std::size_t trap_granule = 1; // traps can fill any number of bytes
+
+		/// Fills `code` with trap instructions (int3).
+		static constexpr void fill_traps(std::span<std::byte> code) noexcept
+		{
+			for (auto& b : code)
+				b = x86_64_bytes::trap;
+		}
+
+		/// Writes a thunk that sets the first argument to `bound` and jumps to `target`. `slot_address` is where the
+		/// slot will execute (unused by this absolute encoding, part of the encoder interface for relative ones).
+		static constexpr void encode(std::span<std::byte, slot_size> slot, std::uint64_t bound, std::uint64_t target,
+		                             [[maybe_unused]] std::uint64_t slot_address) noexcept
+		{
+			std::size_t at = 0;
+			const auto put = [&](const auto& bytes) {
+				for (const auto b : bytes)
+					slot[at++] = b;
+			};
+			const auto put_u64 = [&](std::uint64_t value) {
+				for (int i = 0; i < 8; ++i)
+					slot[at++] = static_cast<std::byte>((value >> (8 * i)) & 0xFFU); // little-endian immediate
+			};
+			put(x86_64_bytes::endbr64);
+			put(MovFirstArgument);
+			put_u64(bound);
+			put(x86_64_bytes::movabs_r11);
+			put_u64(target);
+			put(x86_64_bytes::jmp_r11);
+			fill_traps(slot.subspan(at));
+		}
+	};
+
+	/// System V AMD64 (Linux, macOS, BSD): the first integer argument is rdi.
+	using x86_64_sysv_encoder = x86_64_encoder<x86_64_bytes::movabs_rdi>;
+	/// Windows x64: the first integer argument is rcx.
+	using x86_64_win64_encoder = x86_64_encoder<x86_64_bytes::movabs_rcx>;
+} // namespace member_thunk::detail::arch

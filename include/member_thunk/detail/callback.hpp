@@ -1,0 +1,255 @@
+// member_thunk: what makes a callback type usable, and the compiled trampolines thunks jump to.
+//
+// A thunk overwrites the callback's first argument and jumps; it never calls. It is correct only when the target's
+// ABI is exactly the callback's with the first parameter replaced by a pointer (ABI doc, "What a thunk may do").
+// Every target is therefore a compiled function of this file, with signature R(void*, A...) for a callback
+// R(*)(P, A...): the compiler, not the thunk, does `this` adjustment, virtual dispatch and any conversion.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <type_traits>
+
+namespace member_thunk::detail
+{
+	template<class... T>
+	struct type_list
+	{
+	};
+
+	/// Facts about a callback type. `valid` is false for anything that is not a pointer to a function.
+	template<class Callback>
+	struct callback_traits
+	{
+		static constexpr bool is_function_pointer = false;
+		static constexpr bool has_first_parameter = false;
+		static constexpr bool is_variadic = false;
+	};
+
+	template<class R, class... A>
+	struct callback_traits<R (*)(A...)>
+	{
+		static constexpr bool is_function_pointer = true;
+		static constexpr bool has_first_parameter = false;
+		static constexpr bool is_variadic = false;
+	};
+
+	template<class R, class... A>
+	struct callback_traits<R (*)(A...) noexcept> : callback_traits<R (*)(A...)>
+	{
+	};
+
+	template<class R, class... A>
+	struct callback_traits<R (*)(A..., ...)>
+	{
+		static constexpr bool is_function_pointer = true;
+		static constexpr bool has_first_parameter = sizeof...(A) != 0;
+		static constexpr bool is_variadic = true;
+	};
+
+	template<class R, class... A>
+	struct callback_traits<R (*)(A..., ...) noexcept> : callback_traits<R (*)(A..., ...)>
+	{
+	};
+
+	template<class R, class P, class... A>
+	struct callback_traits<R (*)(P, A...)>
+	{
+		static constexpr bool is_function_pointer = true;
+		static constexpr bool has_first_parameter = true;
+		static constexpr bool is_variadic = false;
+		static constexpr bool is_noexcept = false;
+		using result = R;
+		using first = P;
+		using rest = type_list<A...>;
+		using target = R (*)(void*, A...);
+	};
+
+	template<class R, class P, class... A>
+	struct callback_traits<R (*)(P, A...) noexcept> : callback_traits<R (*)(P, A...)>
+	{
+		static constexpr bool is_noexcept = true;
+		using target = R (*)(void*, A...) noexcept;
+	};
+
+	/// A first parameter the thunk may overwrite with an object pointer: it must travel exactly where a pointer
+	/// travels (a general-purpose register or a pointer-sized stack slot) on every supported ABI.
+	template<class P>
+	inline constexpr bool replaceable_first_parameter =
+		(std::is_pointer_v<P> || std::is_integral_v<P> || std::is_enum_v<P> || std::is_null_pointer_v<P>) &&
+		sizeof(P) == sizeof(void*);
+
+	/// A return the callback and the target agree on everywhere: void or a non-member-pointer scalar. Class types
+	/// may come back through a hidden pointer in one and in registers in the other (Windows x64 and ARM64).
+	template<class R>
+	inline constexpr bool abi_safe_result =
+		std::is_void_v<R> || std::is_arithmetic_v<R> || std::is_enum_v<R> || std::is_pointer_v<R> ||
+		std::is_null_pointer_v<R>;
+
+	/// Checks a callback type and explains what is wrong with it. Returns true so it can sit in a static_assert.
+	template<class Callback>
+	consteval bool check_callback()
+	{
+		using traits = callback_traits<Callback>;
+		static_assert(traits::is_function_pointer,
+		              "member_thunk: Callback must be a pointer to a function, such as LRESULT (*)(HWND, UINT, WPARAM, "
+		              "LPARAM) or WNDPROC");
+		if constexpr (traits::is_function_pointer)
+		{
+			static_assert(!traits::is_variadic,
+			              "member_thunk: Callback must not be variadic (...): a thunk cannot forward a variable "
+			              "argument list");
+			static_assert(traits::has_first_parameter,
+			              "member_thunk: Callback must have at least one parameter: the thunk replaces the first one "
+			              "with the object pointer");
+			if constexpr (traits::has_first_parameter && !traits::is_variadic)
+			{
+				static_assert(replaceable_first_parameter<typename traits::first>,
+				              "member_thunk: the Callback's first parameter must be a pointer or a pointer-sized "
+				              "integer (such as HWND or intptr_t): the thunk passes the object pointer in its place");
+				static_assert(abi_safe_result<typename traits::result>,
+				              "member_thunk: the Callback must return void or a scalar (integer, floating-point, "
+				              "enumeration or pointer): other types may be returned differently by a member function "
+				              "and a plain function on some ABIs");
+			}
+		}
+		return true;
+	}
+
+	template<class T>
+	struct member_function_traits
+	{
+		static constexpr bool is_member_function = false;
+	};
+
+	// The qualifiers of a member function: cv, ref and noexcept. Every combination is one specialisation.
+#define MEMBER_THUNK_DETAIL_MEMBER_TRAITS(CV, REF, NOEXCEPT, IS_CONST, IS_RVALUE)                                       \
+	template<class R, class C, class... A>                                                                              \
+	struct member_function_traits<R (C::*)(A...) CV REF noexcept(NOEXCEPT)>                                             \
+	{                                                                                                                   \
+		static constexpr bool is_member_function = true;                                                                \
+		static constexpr bool is_const = IS_CONST;                                                                      \
+		static constexpr bool is_rvalue_only = IS_RVALUE;                                                               \
+		using result = R;                                                                                               \
+		using class_type = C;                                                                                           \
+		using parameters = type_list<A...>;                                                                             \
+	};
+#define MEMBER_THUNK_DETAIL_MEMBER_TRAITS_CV(REF, IS_RVALUE)                                                            \
+	MEMBER_THUNK_DETAIL_MEMBER_TRAITS(, REF, false, false, IS_RVALUE)                                                   \
+	MEMBER_THUNK_DETAIL_MEMBER_TRAITS(, REF, true, false, IS_RVALUE)                                                    \
+	MEMBER_THUNK_DETAIL_MEMBER_TRAITS(const, REF, false, true, IS_RVALUE)                                               \
+	MEMBER_THUNK_DETAIL_MEMBER_TRAITS(const, REF, true, true, IS_RVALUE)                                                \
+	MEMBER_THUNK_DETAIL_MEMBER_TRAITS(volatile, REF, false, false, IS_RVALUE)                                           \
+	MEMBER_THUNK_DETAIL_MEMBER_TRAITS(volatile, REF, true, false, IS_RVALUE)                                            \
+	MEMBER_THUNK_DETAIL_MEMBER_TRAITS(const volatile, REF, false, true, IS_RVALUE)                                      \
+	MEMBER_THUNK_DETAIL_MEMBER_TRAITS(const volatile, REF, true, true, IS_RVALUE)
+	MEMBER_THUNK_DETAIL_MEMBER_TRAITS_CV(, false)
+	MEMBER_THUNK_DETAIL_MEMBER_TRAITS_CV(&, false)
+	MEMBER_THUNK_DETAIL_MEMBER_TRAITS_CV(&&, true)
+#undef MEMBER_THUNK_DETAIL_MEMBER_TRAITS_CV
+#undef MEMBER_THUNK_DETAIL_MEMBER_TRAITS
+
+	/// Checks that `MemberFn`, called on a `Class*`, fits `Callback` exactly: same result, same parameters after
+	/// the first. Exactness keeps every conversion visible in the user's code instead of hidden in a thunk.
+	template<class Callback, class Class, class MemberFn>
+	consteval bool check_member()
+	{
+		static_assert(check_callback<Callback>());
+		using member = member_function_traits<MemberFn>;
+		static_assert(member::is_member_function,
+		              "member_thunk: MemberFn must be a pointer to a non-static member function, such as "
+		              "&window::on_message");
+		if constexpr (member::is_member_function && callback_traits<Callback>::has_first_parameter &&
+		              !callback_traits<Callback>::is_variadic)
+		{
+			using callback = callback_traits<Callback>;
+			static_assert(std::is_class_v<Class> || std::is_union_v<Class>,
+			              "member_thunk: the object pointer must point to a class object");
+			static_assert(std::is_base_of_v<typename member::class_type, std::remove_cv_t<Class>>,
+			              "member_thunk: the object's class must be the member function's class or derive from it");
+			static_assert(!std::is_const_v<Class> || member::is_const,
+			              "member_thunk: the object pointer is to const but the member function is not const");
+			static_assert(!std::is_volatile_v<Class> || std::is_invocable_v<MemberFn, Class*>,
+			              "member_thunk: the object pointer is to volatile but the member function is not volatile");
+			static_assert(!member::is_rvalue_only,
+			              "member_thunk: the member function is &&-qualified; a thunk calls it on an lvalue");
+			static_assert(std::is_same_v<typename member::parameters, typename callback::rest>,
+			              "member_thunk: the member function's parameters must be exactly the Callback's parameters "
+			              "after the first one (the first is replaced by the object pointer)");
+			static_assert(std::is_same_v<typename member::result, typename callback::result>,
+			              "member_thunk: the member function must return exactly the Callback's return type");
+		}
+		return true;
+	}
+
+	template<class Callback, class Callable>
+	consteval bool invocable_with()
+	{
+		return []<class... A>(type_list<A...>) {
+			return std::is_invocable_r_v<typename callback_traits<Callback>::result, Callable&, A...>;
+		}(typename callback_traits<Callback>::rest{});
+	}
+
+	/// Checks that a Callable object can be called with the Callback's parameters after the first.
+	template<class Callback, class Callable>
+	consteval bool check_callable()
+	{
+		static_assert(check_callback<Callback>());
+		static_assert(!std::is_pointer_v<Callable>,
+		              "member_thunk: pass the callable object itself (by reference), not a pointer to it; for a "
+		              "member function use make_thunk<Callback>(object, &Class::member) or "
+		              "make_thunk<Callback, &Class::member>(object)");
+		if constexpr (callback_traits<Callback>::has_first_parameter && !callback_traits<Callback>::is_variadic &&
+		              !std::is_pointer_v<Callable>)
+		{
+			static_assert(std::is_object_v<Callable>, "member_thunk: the callable must be an object");
+			static_assert(invocable_with<Callback, Callable>(),
+			              "member_thunk: the callable cannot be called with the Callback's parameters after the first "
+			              "one, or its result does not convert to the Callback's return type");
+		}
+		return true;
+	}
+
+	/// The three kinds of target. Each is a real function with the callback's signature (first parameter void*).
+	template<class Traits, class Rest = typename Traits::rest>
+	struct trampolines;
+
+	template<class Traits, class... A>
+	struct trampolines<Traits, type_list<A...>>
+	{
+		using R = typename Traits::result;
+
+		/// Compile-time member: the compiler sees the member, so this is a tail jump or the member's inlined body.
+		template<class Class, auto MemberFn>
+		static R member(void* object, A... args) noexcept(Traits::is_noexcept)
+		{
+			return (static_cast<Class*>(object)->*MemberFn)(static_cast<A&&>(args)...);
+		}
+
+		/// Run-time member: `block` is the object pointer and member pointer stored in the sealed page.
+		template<class Block>
+		static R bound_member(void* block, A... args) noexcept(Traits::is_noexcept)
+		{
+			const auto* const b = static_cast<const Block*>(block);
+			return (b->object->*(b->member))(static_cast<A&&>(args)...);
+		}
+
+		/// Callable object.
+		template<class Callable>
+		static R callable(void* object, A... args) noexcept(Traits::is_noexcept)
+		{
+			if constexpr (std::is_void_v<R>)
+				std::invoke(*static_cast<Callable*>(object), static_cast<A&&>(args)...);
+			else
+				return std::invoke(*static_cast<Callable*>(object), static_cast<A&&>(args)...);
+		}
+	};
+
+	/// The data a run-time member thunk needs, stored in the page next to the code and sealed with it.
+	template<class Class, class MemberFn>
+	struct bound_member_block
+	{
+		Class* object;
+		MemberFn member;
+	};
+} // namespace member_thunk::detail

@@ -1,0 +1,162 @@
+// member_thunk: the Windows OS back end. Regions are reserved executable-but-with-no-valid-targets so that Control
+// Flow Guard has a bitmap for them, pages are committed read-write, sealed read-execute without touching that
+// bitmap, and each thunk entry is then marked a valid call target when the process enforces CFG (ABI doc,
+// "Windows CFG").
+#pragma once
+
+#include "result.hpp"
+
+#include <cstddef>
+#include <cstring>
+#include <system_error>
+
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <windows.h>
+
+namespace member_thunk::detail::os
+{
+	struct windows
+	{
+		[[nodiscard]] static std::size_t page_size() noexcept { return info().page; }
+
+		/// One allocation-granularity unit (64 KiB on every current Windows), the smallest reservation Windows makes.
+		[[nodiscard]] static std::size_t region_size() noexcept { return info().granularity; }
+
+		static result reserve(std::size_t size, void*& out) noexcept
+		{
+			void* const address = ::VirtualAlloc(nullptr, size, MEM_RESERVE, PAGE_EXECUTE_READ | PAGE_TARGETS_INVALID);
+			if (address == nullptr)
+				return last_error("VirtualAlloc(MEM_RESERVE, PAGE_EXECUTE_READ|PAGE_TARGETS_INVALID)");
+			out = address;
+			return result::success();
+		}
+
+		static result commit(void* address, std::size_t size) noexcept
+		{
+			if (::VirtualAlloc(address, size, MEM_COMMIT, PAGE_READWRITE) == nullptr)
+				return last_error("VirtualAlloc(MEM_COMMIT, PAGE_READWRITE)");
+			return result::success();
+		}
+
+		static result make_executable(void* address, std::size_t size) noexcept
+		{
+			DWORD previous = 0;
+			if (::VirtualProtect(address, size, PAGE_EXECUTE_READ | PAGE_TARGETS_NO_UPDATE, &previous) != 0)
+				return result::success();
+			constexpr DWORD dynamic_code_blocked = 1655; // ERROR_DYNAMIC_CODE_BLOCKED, missing from older SDKs
+			const DWORD error = ::GetLastError();
+			return result::failure(std::error_code(static_cast<int>(error), std::system_category()),
+			                       "VirtualProtect(PAGE_EXECUTE_READ|PAGE_TARGETS_NO_UPDATE)",
+			                       error == dynamic_code_blocked
+			                           ? "the process forbids dynamic code (Arbitrary Code Guard is in force)"
+			                           : nullptr);
+		}
+
+		static result flush_instruction_cache(void* address, std::size_t size) noexcept
+		{
+			if (::FlushInstructionCache(::GetCurrentProcess(), address, size) == 0)
+				return last_error("FlushInstructionCache");
+			return result::success();
+		}
+
+		static result set_call_targets(void* page, std::size_t size, std::size_t count, std::size_t stride,
+		                               bool valid) noexcept
+		{
+			if (!cfg_enforced() || count == 0)
+				return result::success();
+			const auto set_targets = cfg_api();
+			if (set_targets == nullptr)
+				return result::failure(std::error_code(ERROR_PROC_NOT_FOUND, std::system_category()),
+				                       "GetProcAddress(SetProcessValidCallTargets)");
+			constexpr std::size_t batch = 64;
+			CFG_CALL_TARGET_INFO targets[batch]{};
+			// Offsets ascending and 16-byte aligned, as the API requires; slots are at least that aligned.
+			for (std::size_t done = 0; done < count;)
+			{
+				const std::size_t n = count - done < batch ? count - done : batch;
+				for (std::size_t i = 0; i < n; ++i)
+					targets[i] = {(done + i) * stride, valid ? static_cast<ULONG_PTR>(CFG_CALL_TARGET_VALID) : 0};
+				if (set_targets(::GetCurrentProcess(), page, size, static_cast<ULONG>(n), targets) == 0)
+					return last_error("SetProcessValidCallTargets");
+				done += n;
+			}
+			return result::success();
+		}
+
+		static result decommit(void* address, std::size_t size) noexcept
+		{
+			if (::VirtualFree(address, size, MEM_DECOMMIT) == 0)
+				return last_error("VirtualFree(MEM_DECOMMIT)");
+			return result::success();
+		}
+
+		static result release(void* address, [[maybe_unused]] std::size_t size) noexcept
+		{
+			if (::VirtualFree(address, 0, MEM_RELEASE) == 0)
+				return last_error("VirtualFree(MEM_RELEASE)");
+			return result::success();
+		}
+
+		/// True when the process enforces Control Flow Guard, so thunk entries must be registered.
+		[[nodiscard]] static bool cfg_enforced() noexcept
+		{
+			static const bool enforced = [] {
+				// Zeroed first: some implementations report success without writing the buffer.
+				PROCESS_MITIGATION_CONTROL_FLOW_GUARD_POLICY policy;
+				std::memset(&policy, 0, sizeof policy);
+				return ::GetProcessMitigationPolicy(::GetCurrentProcess(), ProcessControlFlowGuardPolicy, &policy,
+				                                    sizeof policy) != 0 &&
+				       policy.EnableControlFlowGuard != 0;
+			}();
+			return enforced;
+		}
+
+	private:
+		struct system_info
+		{
+			std::size_t page;
+			std::size_t granularity;
+		};
+
+		[[nodiscard]] static const system_info& info() noexcept
+		{
+			static const system_info value = [] {
+				SYSTEM_INFO si;
+				::GetSystemInfo(&si);
+				return system_info{si.dwPageSize, si.dwAllocationGranularity};
+			}();
+			return value;
+		}
+
+		using set_valid_call_targets_fn = BOOL(WINAPI*)(HANDLE, PVOID, SIZE_T, ULONG, PCFG_CALL_TARGET_INFO);
+
+		// Resolved at run time: the function lives in an api-set DLL that some Windows-compatible systems lack,
+		// and a static import of a missing export would fail at load or on first call.
+		[[nodiscard]] static set_valid_call_targets_fn cfg_api() noexcept
+		{
+			static const set_valid_call_targets_fn fn = [] {
+				HMODULE module = ::GetModuleHandleW(L"api-ms-win-core-memory-l1-1-3.dll");
+				if (module == nullptr)
+					module = ::LoadLibraryW(L"api-ms-win-core-memory-l1-1-3.dll");
+				if (module == nullptr)
+					module = ::GetModuleHandleW(L"kernelbase.dll");
+				return module == nullptr ? nullptr
+				                         : reinterpret_cast<set_valid_call_targets_fn>(
+											   reinterpret_cast<void*>(::GetProcAddress(module, "SetProcessValidCallTargets")));
+			}();
+			return fn;
+		}
+
+		static result last_error(const char* call) noexcept
+		{
+			return result::failure(std::error_code(static_cast<int>(::GetLastError()), std::system_category()), call);
+		}
+	};
+
+	static_assert(backend<windows>);
+} // namespace member_thunk::detail::os

@@ -1,0 +1,99 @@
+// member_thunk: a region, one reservation of address space cut into pages.
+//
+// Glossary
+//   heap    owns regions and hands out pages; one lock (or none) guards it.
+//   region  one OS reservation of Os::region_size() bytes: pages_per_region pages of Os::page_size() bytes.
+//   page    one OS page of a region, handed out to one `page` handle, which writes thunks into it and then seals it.
+//   slot    the fixed-size place of one thunk (or of its data) in a page.
+//   thunk   machine code in a slot that replaces the callback's first argument and jumps to the target.
+//
+// Invariants of a region r (checked by is_valid()):
+//   r.base != nullptr, aligned to the page size;  1 <= r.page_count <= 64
+//   r.used      ⊆ {0 .. page_count-1}   pages held by a live page handle
+//   r.committed ⊆ {0 .. page_count-1}   pages with memory (read-write or read-execute)
+//   r.used ⊆ r.committed                 a free but committed page is read-write, trap-filled, never executable
+#pragma once
+
+#include "config.hpp"
+
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+
+namespace member_thunk::detail
+{
+	struct region;
+
+	/// What a page handle needs from whoever owns its region (a heap, a thread's heap, or the orphanage that
+	/// adopts pages outliving their thread). Type-erased so that `page` does not depend on the heap's lock or OS.
+	class page_owner
+	{
+	public:
+		/// Makes the page read-execute, flushes the instruction cache and registers the first `thunks` slots as
+		/// call targets; `sealed` tells whether the page ended read-execute. Throws os_error; on failure the page
+		/// is put back to read-write (sealed == false) unless that too fails (then sealed == true).
+		virtual void seal_page(std::byte* page, std::size_t thunks, bool& sealed) = 0;
+
+		/// Revokes the page (its thunks stop being callable at once) and returns it to its region.
+		virtual void release_page(region& r, std::byte* page, std::size_t sealed_thunks) noexcept = 0;
+
+	protected:
+		page_owner() = default;
+		page_owner(const page_owner&) = default;
+		page_owner& operator=(const page_owner&) = default;
+		page_owner(page_owner&&) = default;
+		page_owner& operator=(page_owner&&) = default;
+		~page_owner() = default;
+	};
+
+	struct region
+	{
+		static constexpr std::size_t max_pages = 64;
+
+		std::byte* base = nullptr;
+		std::size_t page_size = 0;
+		std::size_t page_count = 0;
+		std::uint64_t used = 0;
+		std::uint64_t committed = 0;
+		std::atomic<page_owner*> owner{nullptr};
+		region* prev = nullptr;
+		region* next = nullptr;
+
+		[[nodiscard]] std::uint64_t all_pages() const noexcept
+		{
+			return page_count >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << page_count) - 1;
+		}
+
+		[[nodiscard]] bool has_free_page() const noexcept { return (used & all_pages()) != all_pages(); }
+		[[nodiscard]] bool empty() const noexcept { return used == 0; }
+		[[nodiscard]] std::size_t live_pages() const noexcept { return static_cast<std::size_t>(std::popcount(used)); }
+		[[nodiscard]] std::size_t size_bytes() const noexcept { return page_size * page_count; }
+
+		[[nodiscard]] std::size_t first_free_page() const noexcept
+		{
+			return static_cast<std::size_t>(std::countr_zero(~used));
+		}
+
+		[[nodiscard]] std::byte* page_at(std::size_t index) const noexcept { return base + index * page_size; }
+
+		[[nodiscard]] bool contains(const std::byte* page) const noexcept
+		{
+			return page >= base && page < base + size_bytes();
+		}
+
+		[[nodiscard]] std::size_t index_of(const std::byte* page) const noexcept
+		{
+			return static_cast<std::size_t>(page - base) / page_size;
+		}
+
+		[[nodiscard]] static constexpr std::uint64_t bit(std::size_t index) noexcept { return std::uint64_t{1} << index; }
+
+		[[nodiscard]] bool is_valid() const noexcept
+		{
+			return base != nullptr && page_size != 0 && reinterpret_cast<std::uintptr_t>(base) % page_size == 0 &&
+			       page_count >= 1 && page_count <= max_pages && (used & ~all_pages()) == 0 &&
+			       (committed & ~all_pages()) == 0 && (used & ~committed) == 0;
+		}
+	};
+} // namespace member_thunk::detail

@@ -1,0 +1,231 @@
+// member_thunk: a page of thunks.
+//
+// A `page` owns one OS page taken from a heap. Thunks are written into it while it is read-write; mark_executable()
+// seals it read-execute for good. Destroying the page revokes it at once: its memory is decommitted, so a call
+// through a dangling thunk faults instead of running stale code.
+//
+// Slots: code slots fill the page from the start (the first size() slots are thunk entries); the data of run-time
+// member thunks (object pointer + member pointer) fills it from the end. Free slots hold traps.
+#pragma once
+
+#include "detail/arch/encoder.hpp"
+#include "detail/callback.hpp"
+#include "detail/config.hpp"
+#include "detail/region.hpp"
+#include "exception.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <type_traits>
+#include <utility>
+
+namespace member_thunk
+{
+	namespace detail
+	{
+		struct page_access;
+	}
+
+	/// Move-only owner of one page of thunks. Not thread-safe: use a page from one thread at a time. Once the page
+	/// is executable, its thunks may be called from any thread without locks, until the page is destroyed.
+	class page
+	{
+		using encoder = detail::arch::native_encoder;
+
+	public:
+		page(const page&) = delete;
+		page& operator=(const page&) = delete;
+
+		page(page&& other) noexcept :
+			region_(std::exchange(other.region_, nullptr)), address_(other.address_), slot_count_(other.slot_count_),
+			code_slots_(other.code_slots_), data_slots_(other.data_slots_), executable_(other.executable_)
+		{
+		}
+
+		page& operator=(page&& other) noexcept
+		{
+			if (this != &other)
+			{
+				release();
+				region_ = std::exchange(other.region_, nullptr);
+				address_ = other.address_;
+				slot_count_ = other.slot_count_;
+				code_slots_ = other.code_slots_;
+				data_slots_ = other.data_slots_;
+				executable_ = other.executable_;
+			}
+			return *this;
+		}
+
+		/// Revokes the page: every thunk made on it stops being callable at once. Never throws.
+		~page() { release(); }
+
+		/// Makes a thunk that calls `(that->*fn)(args...)` when called as `Callback(first, args...)`; `first` is
+		/// ignored. `fn` is any pointer to a member function of Class or of a base of Class (virtual members are
+		/// dispatched at each call, like a direct call would). Takes one code slot plus data slots for `that` and
+		/// `fn`. Precondition: `that` is not null and the page is not moved-from. Throws page_executable if the page
+		/// was sealed, page_full if it lacks the slots.
+		template<class Callback, class Class, class MemberFn>
+		[[nodiscard]] Callback make_thunk(Class* that, MemberFn fn)
+		{
+			static_assert(detail::check_member<Callback, Class, MemberFn>());
+			MEMBER_THUNK_EXPECTS(that != nullptr, "make_thunk() was given a null object pointer");
+			MEMBER_THUNK_EXPECTS(fn != nullptr, "make_thunk() was given a null member function pointer");
+			using block = detail::bound_member_block<Class, MemberFn>;
+			static_assert(std::is_trivially_copyable_v<block> && alignof(block) <= encoder::slot_alignment);
+			constexpr std::size_t data_slots = (sizeof(block) + encoder::slot_size - 1) / encoder::slot_size;
+			check_writable(1 + data_slots);
+			data_slots_ += data_slots;
+			std::byte* const data = address_ + (slot_count_ - data_slots_) * encoder::slot_size;
+			const block* const stored = std::construct_at(reinterpret_cast<block*>(data), block{that, fn});
+			return emit<Callback>(stored, &trampolines<Callback>::template bound_member<block>);
+		}
+
+		/// Makes a thunk that calls `(that->*MemberFn)(args...)` when called as `Callback(first, args...)`; `first` is
+		/// ignored. The member is known at compile time, so the thunk jumps to a compiled trampoline that is a tail
+		/// jump to the member (or its inlined body). Takes one slot. Same preconditions and errors as above.
+		template<class Callback, auto MemberFn, class Class>
+		[[nodiscard]] Callback make_thunk(Class* that)
+		{
+			static_assert(detail::check_member<Callback, Class, decltype(MemberFn)>());
+			static_assert(detail::member_function_traits<decltype(MemberFn)>::is_member_function &&
+			                  MemberFn != nullptr,
+			              "member_thunk: MemberFn must not be a null member pointer");
+			MEMBER_THUNK_EXPECTS(that != nullptr, "make_thunk() was given a null object pointer");
+			check_writable(1);
+			return emit<Callback>(that, &trampolines<Callback>::template member<Class, MemberFn>);
+		}
+
+		/// Makes a thunk that calls `callable(args...)` when called as `Callback(first, args...)`; `first` is
+		/// ignored. The callable (a lambda with captures, a function object...) is referenced, not copied: it must
+		/// outlive every call of the thunk. Takes one slot. Throws page_executable or page_full.
+		template<class Callback, class Callable>
+		[[nodiscard]] Callback make_thunk(Callable& callable)
+		{
+			static_assert(detail::check_callable<Callback, Callable>());
+			check_writable(1);
+			return emit<Callback>(std::addressof(callable), &trampolines<Callback>::template callable<Callable>);
+		}
+
+		/// Seals the page: read-execute from now on, instruction cache flushed, thunk entries registered as call
+		/// targets where the OS has such a list (Windows CFG). Thunks may be called only after this returns. Does
+		/// nothing if the page is already executable. Throws os_error if the OS refuses; executable() then tells
+		/// whether the page is still writable (it is, unless restoring it failed too).
+		void mark_executable()
+		{
+			expect_valid();
+			if (executable_)
+				return;
+			bool sealed = false;
+			try
+			{
+				owner().seal_page(address_, code_slots_, sealed);
+			}
+			catch (...)
+			{
+				executable_ = sealed;
+				throw;
+			}
+			executable_ = true;
+		}
+
+		/// True when no further thunk fits (a run-time member thunk may need more than the one slot a non-full page
+		/// is guaranteed to have).
+		[[nodiscard]] bool full() const noexcept
+		{
+			expect_valid();
+			return code_slots_ + data_slots_ == slot_count_;
+		}
+
+		/// True once mark_executable() has sealed the page.
+		[[nodiscard]] bool executable() const noexcept
+		{
+			expect_valid();
+			return executable_;
+		}
+
+		/// The number of thunks made on this page.
+		[[nodiscard]] std::size_t size() const noexcept
+		{
+			expect_valid();
+			return code_slots_;
+		}
+
+		/// The number of slots in this page: the most thunks it can hold (page size / slot size).
+		[[nodiscard]] std::size_t capacity() const noexcept
+		{
+			expect_valid();
+			return slot_count_;
+		}
+
+		/// The size in bytes of one slot (and so of the code of one thunk).
+		[[nodiscard]] static constexpr std::size_t slot_size() noexcept { return encoder::slot_size; }
+
+	private:
+		friend struct detail::page_access;
+
+		template<class Callback>
+		using trampolines = detail::trampolines<detail::callback_traits<Callback>>;
+
+		page(detail::region& r, std::byte* address) noexcept :
+			region_(&r), address_(address), slot_count_(r.page_size / encoder::slot_size)
+		{
+		}
+
+		void expect_valid() const noexcept
+		{
+			MEMBER_THUNK_EXPECTS(region_ != nullptr, "a moved-from member_thunk::page was used");
+		}
+
+		[[nodiscard]] detail::page_owner& owner() const noexcept
+		{
+			return *region_->owner.load(std::memory_order_acquire);
+		}
+
+		void check_writable(std::size_t slots) const
+		{
+			expect_valid();
+			if (executable_)
+				throw page_executable();
+			if (slot_count_ - code_slots_ - data_slots_ < slots)
+				throw page_full();
+		}
+
+		template<class Callback, class Target>
+		Callback emit(const void* bound, Target target) noexcept
+		{
+			static_assert(std::is_same_v<Target, typename detail::callback_traits<Callback>::target>,
+			              "member_thunk: internal error: the trampoline's signature does not match the callback's");
+			std::byte* const slot = address_ + code_slots_ * encoder::slot_size;
+			encoder::encode(std::span<std::byte, encoder::slot_size>(slot, encoder::slot_size),
+			                reinterpret_cast<std::uintptr_t>(bound), reinterpret_cast<std::uintptr_t>(target),
+			                reinterpret_cast<std::uintptr_t>(slot));
+			++code_slots_;
+			return reinterpret_cast<Callback>(reinterpret_cast<std::uintptr_t>(slot));
+		}
+
+		void release() noexcept
+		{
+			if (region_ != nullptr)
+				owner().release_page(*std::exchange(region_, nullptr), address_, executable_ ? code_slots_ : 0);
+		}
+
+		detail::region* region_;
+		std::byte* address_;
+		std::size_t slot_count_;
+		std::size_t code_slots_ = 0;
+		std::size_t data_slots_ = 0;
+		bool executable_ = false;
+	};
+
+	namespace detail
+	{
+		/// Lets the heap layer create page handles; nobody else can.
+		struct page_access
+		{
+			[[nodiscard]] static page make(region& r, std::byte* address) noexcept { return page(r, address); }
+		};
+	} // namespace detail
+} // namespace member_thunk
