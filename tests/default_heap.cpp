@@ -1,0 +1,149 @@
+// The default heap, built once per MEMBER_THUNK_DEFAULT_HEAP_SAFETY mode (this file is compiled three times).
+#include <member_thunk/member_thunk.hpp>
+
+#include "support/child.hpp"
+#include "support/maps.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <cstdint>
+#include <cstdlib>
+#include <optional>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+namespace
+{
+	using callback = long (*)(void*, long);
+
+	struct tagged
+	{
+		long tag;
+		long get(long x) { return tag * 100 + x; }
+	};
+
+	constexpr int mode = MEMBER_THUNK_DEFAULT_HEAP_SAFETY;
+} // namespace
+
+TEST_CASE("default_heap::the default lock follows the safety mode", "[default_heap]")
+{
+	using expected = std::conditional_t<mode == 3, member_thunk::slim_lock, member_thunk::null_lock>;
+	STATIC_REQUIRE(std::is_same_v<member_thunk::default_lock, expected>);
+	STATIC_REQUIRE(std::is_same_v<member_thunk::heap<>, member_thunk::heap<expected>>);
+}
+
+TEST_CASE("default_heap::allocate_page and compact", "[default_heap]")
+{
+	tagged t{3};
+	std::uintptr_t address = 0;
+	{
+		member_thunk::page p = member_thunk::allocate_page();
+		const auto thunk = p.make_thunk<callback, &tagged::get>(&t);
+		p.mark_executable();
+		CHECK(thunk(nullptr, 7) == 307);
+		address = reinterpret_cast<std::uintptr_t>(thunk);
+		CHECK(test::protection_of(reinterpret_cast<const void*>(address)) == "r-x");
+	}
+	CHECK(test::protection_of(reinterpret_cast<const void*>(address)) == "---");
+	member_thunk::compact();
+	CHECK(test::protection_of(reinterpret_cast<const void*>(address)) == "unmapped");
+	CHECK(member_thunk::detail::default_heap().is_valid());
+}
+
+TEST_CASE("default_heap::pages may outlive static destruction", "[default_heap][death]")
+{
+	// A page held by a static object is destroyed after main returns; the default heap must still be there.
+	const auto result = test::run_in_child([] {
+		static tagged t{1};
+		static member_thunk::page p = member_thunk::allocate_page();
+		static const auto thunk = p.make_thunk<callback, &tagged::get>(&t);
+		p.mark_executable();
+		std::exit(thunk(nullptr, 1) == 101 ? 0 : 5);
+	});
+	CHECK(result.exited);
+	CHECK(result.exit_code == 0);
+	CHECK(result.error_output.empty());
+}
+
+#if MEMBER_THUNK_DEFAULT_HEAP_SAFETY != 1
+TEST_CASE("default_heap::concurrent allocate, seal, call and free from several threads", "[default_heap][threads]")
+{
+	constexpr int threads = 4;
+	constexpr int rounds = 400;
+	std::atomic<int> failures{0};
+	std::vector<std::thread> workers;
+	for (int w = 0; w < threads; ++w)
+		workers.emplace_back([&, w] {
+			tagged mine{w};
+			std::vector<member_thunk::page> held;
+			for (int i = 0; i < rounds; ++i)
+			{
+				held.push_back(member_thunk::allocate_page());
+				const auto thunk = held.back().make_thunk<callback, &tagged::get>(&mine);
+				held.back().mark_executable();
+				if (thunk(nullptr, i) != w * 100 + i)
+					++failures;
+				if (i % 2 == 0)
+					held.erase(held.begin());
+				if (i % 64 == 0)
+					member_thunk::compact();
+			}
+			held.clear();
+			member_thunk::compact();
+		});
+	for (auto& w : workers)
+		w.join();
+	CHECK(failures == 0);
+	CHECK(member_thunk::detail::default_heap().is_valid());
+	CHECK(test::writable_executable_mappings().empty());
+}
+#endif
+
+#if MEMBER_THUNK_DEFAULT_HEAP_SAFETY == 2
+TEST_CASE("default_heap::each thread has its own heap", "[default_heap][mode2]")
+{
+	const auto* const main_heap = &member_thunk::detail::default_heap();
+	const void* other_heap = nullptr;
+	std::thread([&] { other_heap = &member_thunk::detail::default_heap(); }).join();
+	CHECK(other_heap != main_heap);
+}
+
+TEST_CASE("default_heap::pages outlive their thread; their region goes with the last page", "[default_heap][mode2]")
+{
+	tagged t{4};
+	std::optional<member_thunk::page> kept;
+	callback thunk = nullptr;
+	std::thread([&] {
+		kept.emplace(member_thunk::allocate_page());
+		thunk = kept->make_thunk<callback, &tagged::get>(&t);
+		kept->mark_executable();
+		// Some pages die with the thread: their region must not be kept.
+		std::vector<member_thunk::page> temporary;
+		for (int i = 0; i < 3; ++i)
+			temporary.push_back(member_thunk::allocate_page());
+	}).join();
+	// The thread is gone; its page still works and may be destroyed here.
+	CHECK(thunk(nullptr, 2) == 402);
+	CHECK(member_thunk::detail::orphanage<member_thunk::detail::os::native>::instance().is_valid());
+	const auto address = reinterpret_cast<const void*>(thunk);
+	CHECK(test::protection_of(address) == "r-x");
+	kept.reset();
+	CHECK(test::protection_of(address) == "unmapped"); // the orphaned region was released with its last page
+	CHECK(member_thunk::detail::orphanage<member_thunk::detail::os::native>::instance().statistics().regions == 0);
+}
+
+TEST_CASE("default_heap::destroying a page on another thread while its thread runs is a contract violation",
+          "[default_heap][mode2][death]")
+{
+	const auto result = test::run_in_child([] {
+		std::optional<member_thunk::page> p(member_thunk::allocate_page());
+		std::thread([&] { p.reset(); }).join();
+	});
+	CHECK(result.signaled);
+	CHECK(result.signal == SIGABRT);
+	CHECK_THAT(result.error_output, Catch::Contains("destroyed on another thread"));
+}
+#endif

@@ -1,0 +1,89 @@
+// Golden-byte tests of the x86-64 encoders. They run on any host: the encoders are pure byte emitters.
+#include <member_thunk/detail/arch/x86_64.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+
+namespace
+{
+	using member_thunk::detail::arch::x86_64_sysv_encoder;
+	using member_thunk::detail::arch::x86_64_win64_encoder;
+
+	std::array<std::byte, 32> bytes(std::initializer_list<int> values)
+	{
+		std::array<std::byte, 32> out{};
+		std::size_t i = 0;
+		for (const int v : values)
+			out.at(i++) = static_cast<std::byte>(v);
+		return out;
+	}
+
+	template<class Encoder>
+	constexpr std::array<std::byte, 32> encode(std::uint64_t bound, std::uint64_t target)
+	{
+		std::array<std::byte, 32> slot{};
+		Encoder::encode(slot, bound, target, 0x7000'0000'0000);
+		return slot;
+	}
+} // namespace
+
+TEST_CASE("encoder_x86_64::sysv thunk bytes", "[encoder][x86_64]")
+{
+	const auto slot = encode<x86_64_sysv_encoder>(0x1122334455667788, 0x99AABBCCDDEEFF00);
+	const auto expected = bytes({
+		0xF3, 0x0F, 0x1E, 0xFA,                                     // endbr64
+		0x48, 0xBF, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, // movabs rdi, 0x1122334455667788
+		0x49, 0xBB, 0x00, 0xFF, 0xEE, 0xDD, 0xCC, 0xBB, 0xAA, 0x99, // movabs r11, 0x99AABBCCDDEEFF00
+		0x41, 0xFF, 0xE3,                                           // jmp r11
+		0xCC, 0xCC, 0xCC, 0xCC, 0xCC,                               // int3 padding
+	});
+	CHECK(slot == expected);
+}
+
+TEST_CASE("encoder_x86_64::win64 thunk replaces rcx", "[encoder][x86_64]")
+{
+	const auto slot = encode<x86_64_win64_encoder>(0x0000'7FFF'1234'5678, 0x0000'7FFE'0000'1000);
+	const auto expected = bytes({
+		0xF3, 0x0F, 0x1E, 0xFA,                                     // endbr64
+		0x48, 0xB9, 0x78, 0x56, 0x34, 0x12, 0xFF, 0x7F, 0x00, 0x00, // movabs rcx, 0x00007FFF12345678
+		0x49, 0xBB, 0x00, 0x10, 0x00, 0x00, 0xFE, 0x7F, 0x00, 0x00, // movabs r11, 0x00007FFE00001000
+		0x41, 0xFF, 0xE3,                                           // jmp r11
+		0xCC, 0xCC, 0xCC, 0xCC, 0xCC,                               // int3 padding
+	});
+	CHECK(slot == expected);
+}
+
+TEST_CASE("encoder_x86_64::the encoders are usable at compile time", "[encoder][x86_64]")
+{
+	constexpr auto slot = encode<x86_64_sysv_encoder>(1, 2);
+	STATIC_REQUIRE(slot[0] == std::byte{0xF3});
+	STATIC_REQUIRE(slot[6] == std::byte{0x01});
+	STATIC_REQUIRE(slot[16] == std::byte{0x02});
+	STATIC_REQUIRE(slot[31] == std::byte{0xCC});
+}
+
+TEST_CASE("encoder_x86_64::fill_traps writes int3 everywhere", "[encoder][x86_64]")
+{
+	std::array<std::byte, 37> code{};
+	x86_64_sysv_encoder::fill_traps(code);
+	for (const auto b : code)
+		CHECK(b == std::byte{0xCC});
+}
+
+TEST_CASE("encoder_x86_64::never uses rax, r10 or the stack", "[encoder][x86_64]")
+{
+	// REX.B 0x49 + B8..BF would target r8..r15; 0x48 B8 would be movabs rax, 0x49 BA r10. Check the exact opcodes
+	// used so a change of register cannot slip in: only rdi/rcx (first argument) and r11 (scratch) are written.
+	const auto slot = encode<x86_64_sysv_encoder>(0, 0);
+	CHECK(slot[4] == std::byte{0x48});
+	CHECK(slot[5] == std::byte{0xBF});
+	CHECK(slot[14] == std::byte{0x49});
+	CHECK(slot[15] == std::byte{0xBB});
+	CHECK(slot[24] == std::byte{0x41}); // jmp r11: a jump, so no return address is pushed
+	CHECK(slot[25] == std::byte{0xFF});
+	CHECK(slot[26] == std::byte{0xE3});
+}

@@ -1,0 +1,189 @@
+// Tests of user heaps (built without the default heap): regions come and go as /proc/self/maps shows, pages are
+// reused, invariants hold, statistics add up, and a locked heap serves several threads.
+#include <member_thunk/member_thunk.hpp>
+
+#include "support/maps.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include <unistd.h>
+
+namespace
+{
+	using callback = long (*)(void*, long);
+
+	struct counter
+	{
+		long id;
+		long value(long x) { return id * 10 + x; }
+	};
+} // namespace
+
+TEMPLATE_TEST_CASE("heap::allocates, seals and frees with any lock", "[heap]", member_thunk::null_lock,
+                   member_thunk::slim_lock, std::mutex, std::recursive_mutex)
+{
+	member_thunk::heap<TestType> h;
+	CHECK(h.is_valid());
+	counter c{4};
+	{
+		member_thunk::page p = h.allocate_page();
+		const auto t = p.template make_thunk<callback, &counter::value>(&c);
+		p.mark_executable();
+		CHECK(t(nullptr, 2) == 42);
+		CHECK(h.is_valid());
+		CHECK(h.statistics().live_pages == 1);
+	}
+	CHECK(h.statistics().live_pages == 0);
+	CHECK(h.is_valid());
+}
+
+TEST_CASE("heap::the default Lock is null_lock when the default heap is disabled", "[heap]")
+{
+	STATIC_REQUIRE(std::is_same_v<member_thunk::heap<>, member_thunk::heap<member_thunk::null_lock>>);
+}
+
+TEST_CASE("heap::compact releases the regions that hold no live page", "[heap][maps]")
+{
+	member_thunk::heap<> h;
+	const auto baseline = test::mapping_count();
+	counter c{1};
+	std::vector<member_thunk::page> pages;
+	std::vector<callback> thunks;
+	// Enough pages for several regions.
+	for (int i = 0; i < 40; ++i)
+	{
+		pages.push_back(h.allocate_page());
+		thunks.push_back(pages.back().make_thunk<callback, &counter::value>(&c));
+		pages.back().mark_executable();
+	}
+	const auto stats = h.statistics();
+	CHECK(stats.live_pages == 40);
+	CHECK(stats.regions >= 2);
+	CHECK(stats.committed_bytes == 40 * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)));
+	CHECK(h.is_valid());
+	for (const auto t : thunks)
+		REQUIRE(t(nullptr, 1) == 11);
+
+	const auto first = reinterpret_cast<std::uintptr_t>(thunks.front());
+	pages.clear();
+	CHECK(h.statistics().live_pages == 0);
+	CHECK(h.statistics().committed_bytes == 0);
+	// Freed pages are decommitted but their regions stay reserved until compact().
+	CHECK(test::protection_of(reinterpret_cast<const void*>(first)) == "---");
+	h.compact();
+	CHECK(h.statistics().regions == 0);
+	CHECK(h.statistics().reserved_bytes == 0);
+	CHECK(test::protection_of(reinterpret_cast<const void*>(first)) == "unmapped");
+	CHECK(test::mapping_count() <= baseline);
+	CHECK(h.is_valid());
+}
+
+TEST_CASE("heap::compact keeps regions that still hold a live page", "[heap][maps]")
+{
+	member_thunk::heap<> h;
+	counter c{2};
+	std::optional<member_thunk::page> keep(h.allocate_page());
+	const auto t = keep->make_thunk<callback, &counter::value>(&c);
+	keep->mark_executable();
+	{
+		std::vector<member_thunk::page> more;
+		for (int i = 0; i < 20; ++i)
+			more.push_back(h.allocate_page());
+	}
+	const auto before = h.statistics().regions;
+	h.compact();
+	CHECK(h.statistics().regions == 1);
+	CHECK(before >= 2);
+	CHECK(t(nullptr, 3) == 23);
+	CHECK(test::protection_of(reinterpret_cast<const void*>(t)) == "r-x");
+	keep.reset();
+	h.compact();
+	CHECK(h.statistics().regions == 0);
+}
+
+TEST_CASE("heap::a freed page is reused by the next allocation", "[heap]")
+{
+	member_thunk::heap<> h;
+	counter a{1};
+	counter b{2};
+	std::uintptr_t first_address = 0;
+	{
+		member_thunk::page p = h.allocate_page();
+		first_address = reinterpret_cast<std::uintptr_t>(p.make_thunk<callback, &counter::value>(&a));
+		p.mark_executable();
+	}
+	member_thunk::page q = h.allocate_page();
+	const auto t = q.make_thunk<callback, &counter::value>(&b);
+	CHECK(reinterpret_cast<std::uintptr_t>(t) == first_address);
+	// The reused page is fresh: read-write, trap-filled past the new thunk, and runs the new target.
+	CHECK(test::protection_of(reinterpret_cast<const void*>(t)) == "rw-");
+	CHECK(reinterpret_cast<const std::byte*>(t)[32] == std::byte{0xCC});
+	q.mark_executable();
+	CHECK(t(nullptr, 5) == 25);
+}
+
+TEST_CASE("heap::no mapping is ever writable and executable", "[heap][wx]")
+{
+	member_thunk::heap<> h;
+	counter c{3};
+	std::vector<member_thunk::page> pages;
+	for (int i = 0; i < 20; ++i)
+	{
+		pages.push_back(h.allocate_page());
+		static_cast<void>(pages.back().make_thunk<callback, &counter::value>(&c));
+		if (i % 2 == 0)
+			pages.back().mark_executable();
+		REQUIRE(test::writable_executable_mappings().empty());
+	}
+	pages.erase(pages.begin(), pages.begin() + 7);
+	CHECK(test::writable_executable_mappings().empty());
+	pages.clear();
+	h.compact();
+	CHECK(test::writable_executable_mappings().empty());
+}
+
+TEST_CASE("heap::a locked heap serves several threads; thunks run on any thread", "[heap][threads]")
+{
+	member_thunk::heap<member_thunk::slim_lock> h;
+	constexpr int threads = 4;
+	constexpr int rounds = 300;
+	std::atomic<int> failures{0};
+	// One shared executable page whose thunks every thread calls while the heap churns.
+	counter shared{9};
+	member_thunk::page shared_page = h.allocate_page();
+	const auto shared_thunk = shared_page.make_thunk<callback, &counter::value>(&shared);
+	shared_page.mark_executable();
+
+	std::vector<std::thread> workers;
+	for (int t = 0; t < threads; ++t)
+		workers.emplace_back([&, t] {
+			counter mine{t};
+			std::vector<member_thunk::page> held;
+			for (int i = 0; i < rounds; ++i)
+			{
+				held.push_back(h.allocate_page());
+				const auto thunk = held.back().make_thunk<callback, &counter::value>(&mine);
+				held.back().mark_executable();
+				if (thunk(nullptr, i) != t * 10 + i || shared_thunk(nullptr, i) != 90 + i)
+					++failures;
+				if (i % 3 == 0)
+					held.erase(held.begin());
+				if (i % 50 == 0)
+					h.compact();
+			}
+		});
+	for (auto& w : workers)
+		w.join();
+	CHECK(failures == 0);
+	CHECK(h.is_valid());
+	CHECK(h.statistics().live_pages == 1);
+}

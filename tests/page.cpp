@@ -1,0 +1,190 @@
+// Tests of page: capacity and errors, W^X at each step of its life (seen in /proc/self/maps), traps in unused
+// slots, moves, and that a thunk of a destroyed page can no longer run.
+#include <member_thunk/member_thunk.hpp>
+
+#include "support/child.hpp"
+#include "support/maps.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include <unistd.h>
+
+namespace
+{
+	using callback = int (*)(void*, int);
+
+	struct adder
+	{
+		int base;
+		int add(int x) { return base + x; }
+	};
+
+	const std::byte* code_of(callback cb) { return reinterpret_cast<const std::byte*>(cb); }
+} // namespace
+
+TEST_CASE("page::capacity is the page size over the slot size", "[page]")
+{
+	member_thunk::page p = member_thunk::allocate_page();
+	CHECK(member_thunk::page::slot_size() == 32);
+	CHECK(p.capacity() == static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) / 32);
+	CHECK(p.size() == 0);
+	CHECK_FALSE(p.full());
+	CHECK_FALSE(p.executable());
+}
+
+TEST_CASE("page::fills up, then throws page_full", "[page]")
+{
+	std::vector<adder> adders(512);
+	member_thunk::page p = member_thunk::allocate_page();
+	std::vector<callback> thunks;
+	for (std::size_t i = 0; i < p.capacity(); ++i)
+	{
+		REQUIRE_FALSE(p.full());
+		adders.at(i).base = static_cast<int>(i) * 10;
+		thunks.push_back(p.make_thunk<callback, &adder::add>(&adders.at(i)));
+	}
+	CHECK(p.full());
+	CHECK(p.size() == p.capacity());
+	CHECK_THROWS_AS((p.make_thunk<callback, &adder::add>(&adders[0])), member_thunk::page_full);
+	CHECK_THROWS_AS((p.make_thunk<callback>(&adders[0], &adder::add)), member_thunk::page_full);
+	CHECK(p.size() == p.capacity()); // a failed make_thunk changes nothing
+	p.mark_executable();
+	for (std::size_t i = 0; i < thunks.size(); ++i)
+		REQUIRE(thunks[i](nullptr, 1) == static_cast<int>(i) * 10 + 1);
+}
+
+TEST_CASE("page::throws page_executable after mark_executable, which is idempotent", "[page]")
+{
+	adder a{1};
+	member_thunk::page p = member_thunk::allocate_page();
+	const auto t = p.make_thunk<callback, &adder::add>(&a);
+	p.mark_executable();
+	CHECK(p.executable());
+	CHECK_THROWS_AS((p.make_thunk<callback, &adder::add>(&a)), member_thunk::page_executable);
+	CHECK_THROWS_AS((p.make_thunk<callback>(&a, &adder::add)), member_thunk::page_executable);
+	auto lambda = [](int x) { return x; };
+	CHECK_THROWS_AS((p.make_thunk<callback>(lambda)), member_thunk::page_executable);
+	// The error is catchable as the library's base too, with a clear message.
+	try
+	{
+		static_cast<void>(p.make_thunk<callback, &adder::add>(&a));
+		FAIL("no exception");
+	}
+	catch (const member_thunk::exception& e)
+	{
+		CHECK_THAT(e.what(), Catch::Contains("already executable"));
+	}
+	CHECK(p.size() == 1);
+	p.mark_executable(); // again: no effect, no error
+	CHECK(p.executable());
+	CHECK(t(nullptr, 2) == 3);
+}
+
+TEST_CASE("page::W^X at every step: rw- while writing, r-x once sealed, --- once freed", "[page][wx]")
+{
+	REQUIRE(test::writable_executable_mappings().empty());
+	callback t = nullptr;
+	{
+		member_thunk::page p = member_thunk::allocate_page();
+		auto lambda = [](int x) { return x; };
+		t = p.make_thunk<callback>(lambda);
+		CHECK(test::protection_of(code_of(t)) == "rw-");
+		CHECK(test::writable_executable_mappings().empty());
+		p.mark_executable();
+		CHECK(test::protection_of(code_of(t)) == "r-x");
+		CHECK(test::writable_executable_mappings().empty());
+		CHECK(t(nullptr, 5) == 5);
+	}
+	// Freed: the page is decommitted (inaccessible) within its still-reserved region.
+	CHECK(test::protection_of(code_of(t)) == "---");
+	CHECK(test::writable_executable_mappings().empty());
+}
+
+TEST_CASE("page::a new page is all traps; unused slots stay traps", "[page]")
+{
+	adder a{1};
+	member_thunk::page p = member_thunk::allocate_page();
+	const auto t = p.make_thunk<callback, &adder::add>(&a);
+	p.mark_executable();
+	const std::byte* const code = code_of(t);
+	// The thunk starts with endbr64 and ends with int3 padding; everything after the first slot is int3.
+	CHECK(code[0] == std::byte{0xF3});
+	CHECK(code[31] == std::byte{0xCC});
+	bool all_traps = true;
+	for (std::size_t i = member_thunk::page::slot_size(); i < p.capacity() * member_thunk::page::slot_size(); ++i)
+		all_traps = all_traps && code[i] == std::byte{0xCC};
+	CHECK(all_traps);
+}
+
+TEST_CASE("page::thunks are 32-byte aligned and consecutive", "[page]")
+{
+	adder a{1};
+	member_thunk::page p = member_thunk::allocate_page();
+	const auto first = p.make_thunk<callback, &adder::add>(&a);
+	const auto second = p.make_thunk<callback, &adder::add>(&a);
+	CHECK(reinterpret_cast<std::uintptr_t>(first) % 32 == 0);
+	CHECK(reinterpret_cast<std::uintptr_t>(second) - reinterpret_cast<std::uintptr_t>(first) == 32);
+}
+
+TEST_CASE("page::moving keeps the thunks; move assignment frees the old page", "[page]")
+{
+	adder a{10};
+	adder b{20};
+	member_thunk::page p = member_thunk::allocate_page();
+	const auto ta = p.make_thunk<callback, &adder::add>(&a);
+	member_thunk::page moved(std::move(p));
+	CHECK(moved.size() == 1);
+	moved.mark_executable();
+	CHECK(ta(nullptr, 1) == 11);
+
+	member_thunk::page other = member_thunk::allocate_page();
+	const auto tb = other.make_thunk<callback, &adder::add>(&b);
+	other.mark_executable();
+	CHECK(tb(nullptr, 1) == 21);
+	other = std::move(moved); // the page holding tb is freed here
+	CHECK(test::protection_of(code_of(tb)) == "---");
+	CHECK(other.executable());
+	CHECK(ta(nullptr, 2) == 12);
+
+	member_thunk::page& self = other;
+	other = std::move(self); // self-move keeps the page
+	CHECK(ta(nullptr, 3) == 13);
+}
+
+TEST_CASE("page::a call through a thunk of a destroyed page dies at once", "[page][death]")
+{
+	const auto result = test::run_in_child([] {
+		adder a{1};
+		callback t = nullptr;
+		{
+			member_thunk::page p = member_thunk::allocate_page();
+			t = p.make_thunk<callback, &adder::add>(&a);
+			p.mark_executable();
+			if (t(nullptr, 1) != 2)
+				::_exit(3); // the thunk must work while the page lives
+		}
+		static_cast<void>(t(nullptr, 1)); // must fault: the page is gone
+		::_exit(4);
+	});
+	CHECK(result.signaled);
+	CHECK(result.signal == SIGSEGV);
+}
+
+TEST_CASE("page::a call before mark_executable faults (the page is not executable)", "[page][death]")
+{
+	const auto result = test::run_in_child([] {
+		adder a{1};
+		member_thunk::page p = member_thunk::allocate_page();
+		const auto t = p.make_thunk<callback, &adder::add>(&a);
+		static_cast<void>(t(nullptr, 1));
+		::_exit(4);
+	});
+	CHECK(result.signaled);
+	CHECK(result.signal == SIGSEGV);
+}

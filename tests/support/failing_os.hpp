@@ -1,0 +1,110 @@
+// Test support: an OS back end that behaves like the native one but fails chosen calls on demand, to test that
+// every OS failure is reported as documented and leaves no leak and no broken invariant.
+#pragma once
+
+#include <member_thunk/detail/os/native.hpp>
+
+#include <array>
+#include <cerrno>
+#include <cstddef>
+#include <system_error>
+
+namespace test
+{
+	enum class os_call : std::size_t
+	{
+		reserve,
+		commit,
+		make_executable,
+		flush_instruction_cache,
+		set_call_targets,
+		decommit,
+		release,
+		count
+	};
+
+	/// Which calls fail. fail_in[c] == n > 0: the n-th next call of c fails (then c succeeds again); 0: never.
+	/// fail_always[c]: every call of c fails. calls[c] counts every call of c (failed or not).
+	struct os_faults
+	{
+		static inline std::array<int, static_cast<std::size_t>(os_call::count)> fail_in{};
+		static inline std::array<bool, static_cast<std::size_t>(os_call::count)> fail_always{};
+		static inline std::array<std::size_t, static_cast<std::size_t>(os_call::count)> calls{};
+		static inline int error = ENOMEM;
+
+		static void reset() noexcept
+		{
+			fail_in = {};
+			fail_always = {};
+			calls = {};
+			error = ENOMEM;
+		}
+
+		static void fail_next(os_call c, int nth = 1) noexcept { fail_in[static_cast<std::size_t>(c)] = nth; }
+		static void fail_every(os_call c, bool on = true) noexcept { fail_always[static_cast<std::size_t>(c)] = on; }
+		[[nodiscard]] static std::size_t count(os_call c) noexcept { return calls[static_cast<std::size_t>(c)]; }
+
+		[[nodiscard]] static bool should_fail(os_call c) noexcept
+		{
+			const auto i = static_cast<std::size_t>(c);
+			++calls[i];
+			if (fail_always[i])
+				return true;
+			if (fail_in[i] > 0 && --fail_in[i] == 0)
+				return true;
+			return false;
+		}
+	};
+
+	struct failing_os
+	{
+		using native = member_thunk::detail::os::native;
+		using result = member_thunk::detail::os::result;
+
+		static std::size_t page_size() noexcept { return native::page_size(); }
+		static std::size_t region_size() noexcept { return native::region_size(); }
+
+		static result reserve(std::size_t size, void*& out) noexcept
+		{
+			return os_faults::should_fail(os_call::reserve) ? injected("injected reserve")
+			                                                 : native::reserve(size, out);
+		}
+		static result commit(void* p, std::size_t n) noexcept
+		{
+			return os_faults::should_fail(os_call::commit) ? injected("injected commit") : native::commit(p, n);
+		}
+		static result make_executable(void* p, std::size_t n) noexcept
+		{
+			return os_faults::should_fail(os_call::make_executable) ? injected("injected make_executable")
+			                                                         : native::make_executable(p, n);
+		}
+		static result flush_instruction_cache(void* p, std::size_t n) noexcept
+		{
+			return os_faults::should_fail(os_call::flush_instruction_cache) ? injected("injected flush")
+			                                                                 : native::flush_instruction_cache(p, n);
+		}
+		static result set_call_targets(void* p, std::size_t n, std::size_t count, std::size_t stride,
+		                               bool valid) noexcept
+		{
+			return os_faults::should_fail(os_call::set_call_targets)
+			           ? injected("injected set_call_targets")
+			           : native::set_call_targets(p, n, count, stride, valid);
+		}
+		static result decommit(void* p, std::size_t n) noexcept
+		{
+			return os_faults::should_fail(os_call::decommit) ? injected("injected decommit") : native::decommit(p, n);
+		}
+		static result release(void* p, std::size_t n) noexcept
+		{
+			return os_faults::should_fail(os_call::release) ? injected("injected release") : native::release(p, n);
+		}
+
+	private:
+		static result injected(const char* call) noexcept
+		{
+			return result::failure(std::error_code(os_faults::error, std::system_category()), call);
+		}
+	};
+
+	static_assert(member_thunk::detail::os::backend<failing_os>);
+} // namespace test
