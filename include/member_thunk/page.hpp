@@ -80,7 +80,7 @@ namespace member_thunk
 			data_slots_ += data_slots;
 			std::byte* const data = address_ + (slot_count_ - data_slots_) * encoder::slot_size;
 			const block* const stored = std::construct_at(reinterpret_cast<block*>(data), block{that, fn});
-			return emit<Callback>(stored, &trampolines<Callback>::template bound_member<block>);
+			return emit<Callback>(stored, &trampolines<Callback>::template bound_member<block>::call);
 		}
 
 		/// Makes a thunk that calls `(that->*MemberFn)(args...)` when called as `Callback(first, args...)`; `first` is
@@ -95,7 +95,7 @@ namespace member_thunk
 			              "member_thunk: MemberFn must not be a null member pointer");
 			MEMBER_THUNK_EXPECTS(that != nullptr, "make_thunk() was given a null object pointer");
 			check_writable(1);
-			return emit<Callback>(that, &trampolines<Callback>::template member<Class, MemberFn>);
+			return emit<Callback>(that, &trampolines<Callback>::template member<Class, MemberFn>::call);
 		}
 
 		/// Makes a thunk that calls `callable(args...)` when called as `Callback(first, args...)`; `first` is
@@ -106,7 +106,22 @@ namespace member_thunk
 		{
 			static_assert(detail::check_callable<Callback, Callable>());
 			check_writable(1);
-			return emit<Callback>(std::addressof(callable), &trampolines<Callback>::template callable<Callable>);
+			return emit<Callback>(std::addressof(callable), &trampolines<Callback>::template callable<Callable>::call);
+		}
+
+		/// A temporary callable would be gone before the thunk is called: this overload only explains the error.
+		template<class Callback, class Callable>
+			requires(!std::is_lvalue_reference_v<Callable>)
+		Callback make_thunk(Callable&&)
+		{
+			static_assert(std::is_pointer_v<std::remove_cvref_t<Callable>> || std::is_lvalue_reference_v<Callable>,
+			              "member_thunk: the callable must outlive the thunk, which refers to it: pass a named object "
+			              "(an lvalue), not a temporary");
+			static_assert(!std::is_pointer_v<std::remove_cvref_t<Callable>>,
+			              "member_thunk: pass the callable object itself (by reference), not a pointer to it; for a "
+			              "member function use make_thunk<Callback>(object, &Class::member) or "
+			              "make_thunk<Callback, &Class::member>(object)");
+			return nullptr;
 		}
 
 		/// Seals the page: read-execute from now on, instruction cache flushed, thunk entries registered as call
@@ -167,7 +182,7 @@ namespace member_thunk
 		friend struct detail::page_access;
 
 		template<class Callback>
-		using trampolines = detail::trampolines<detail::callback_traits<Callback>>;
+		using trampolines = detail::trampolines_for<Callback>;
 
 		page(detail::region& r, std::byte* address) noexcept :
 			region_(&r), address_(address), slot_count_(r.page_size / encoder::slot_size)
@@ -193,11 +208,11 @@ namespace member_thunk
 				throw page_full();
 		}
 
-		template<class Callback, class Target>
-		Callback emit(const void* bound, Target target) noexcept
+		// `target` has exactly the callback's signature with the first parameter made void*: that is what makes the
+		// jump ABI-correct, so it is a parameter type, not a deduced one.
+		template<class Callback>
+		Callback emit(const void* bound, typename detail::callback_traits<Callback>::target target) noexcept
 		{
-			static_assert(std::is_same_v<Target, typename detail::callback_traits<Callback>::target>,
-			              "member_thunk: internal error: the trampoline's signature does not match the callback's");
 			std::byte* const slot = address_ + code_slots_ * encoder::slot_size;
 			encoder::encode(std::span<std::byte, encoder::slot_size>(slot, encoder::slot_size),
 			                reinterpret_cast<std::uintptr_t>(bound), reinterpret_cast<std::uintptr_t>(target),

@@ -210,40 +210,53 @@ namespace member_thunk::detail
 		return true;
 	}
 
-	/// The three kinds of target. Each is a real function with the callback's signature (first parameter void*).
-	template<class Traits, class Rest = typename Traits::rest>
+	/// The three kinds of target. Each `call` is a real function with the callback's signature (first parameter
+	/// void*). They are members of class templates, not function templates, because Clang cannot take the address
+	/// of a function template specialisation whose noexcept depends on a template parameter.
+	template<class R, bool NoExcept, class Rest>
 	struct trampolines;
 
-	template<class Traits, class... A>
-	struct trampolines<Traits, type_list<A...>>
+	template<class R, bool NoExcept, class... A>
+	struct trampolines<R, NoExcept, type_list<A...>>
 	{
-		using R = typename Traits::result;
-
 		/// Compile-time member: the compiler sees the member, so this is a tail jump or the member's inlined body.
 		template<class Class, auto MemberFn>
-		static R member(void* object, A... args) noexcept(Traits::is_noexcept)
+		struct member
 		{
-			return (static_cast<Class*>(object)->*MemberFn)(static_cast<A&&>(args)...);
-		}
+			static R call(void* object, A... args) noexcept(NoExcept)
+			{
+				return (static_cast<Class*>(object)->*MemberFn)(static_cast<A&&>(args)...);
+			}
+		};
 
 		/// Run-time member: `block` is the object pointer and member pointer stored in the sealed page.
 		template<class Block>
-		static R bound_member(void* block, A... args) noexcept(Traits::is_noexcept)
+		struct bound_member
 		{
-			const auto* const b = static_cast<const Block*>(block);
-			return (b->object->*(b->member))(static_cast<A&&>(args)...);
-		}
+			static R call(void* block, A... args) noexcept(NoExcept)
+			{
+				const auto* const b = static_cast<const Block*>(block);
+				return (b->object->*(b->member))(static_cast<A&&>(args)...);
+			}
+		};
 
 		/// Callable object.
 		template<class Callable>
-		static R callable(void* object, A... args) noexcept(Traits::is_noexcept)
+		struct callable
 		{
-			if constexpr (std::is_void_v<R>)
-				std::invoke(*static_cast<Callable*>(object), static_cast<A&&>(args)...);
-			else
-				return std::invoke(*static_cast<Callable*>(object), static_cast<A&&>(args)...);
-		}
+			static R call(void* object, A... args) noexcept(NoExcept)
+			{
+				if constexpr (std::is_void_v<R>)
+					std::invoke(*static_cast<Callable*>(object), static_cast<A&&>(args)...);
+				else
+					return std::invoke(*static_cast<Callable*>(object), static_cast<A&&>(args)...);
+			}
+		};
 	};
+
+	template<class Callback>
+	using trampolines_for = trampolines<typename callback_traits<Callback>::result,
+	                                    callback_traits<Callback>::is_noexcept, typename callback_traits<Callback>::rest>;
 
 	/// The data a run-time member thunk needs, stored in the page next to the code and sealed with it.
 	template<class Class, class MemberFn>
