@@ -36,7 +36,10 @@ extern "C"
 	}
 
 	// Visits the tree depth-first; stops as soon as the visitor returns non-zero, and returns that value.
-	static int tree_walk(const tree_node* root, tree_visitor visit) { return tree_walk_at(root, visit, 0); }
+	static int tree_walk(const tree_node* root, tree_visitor visit)
+	{
+		return tree_walk_at(root, visit, 0);
+	}
 }
 
 namespace
@@ -86,9 +89,8 @@ int main()
 			const int stopped = tree_walk(&root, find_visitor);
 			std::printf("found '%s' at depth %d\n", wanted.c_str(), found_at);
 
-			const std::vector<std::string> expected = {"/",        "/etc",     "/usr",
-			                                           "/usr/bin", "/usr/lib", "/usr/lib/libc.so",
-			                                           "/usr/lib/libm.so", "/usr/share"};
+			const std::vector<std::string> expected = {
+			    "/", "/etc", "/usr", "/usr/bin", "/usr/lib", "/usr/lib/libc.so", "/usr/lib/libm.so", "/usr/share"};
 			if (walked != 0 || paths != expected || stopped != 1 || found_at != 2)
 			{
 				std::puts("error: the visitors did not see the tree as expected");

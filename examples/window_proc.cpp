@@ -181,7 +181,7 @@ int main(int argc, char**)
 		title.bind(page);
 		ok.bind(page);
 		const window_proc spy_proc =
-			page.make_thunk<window_proc>(&spy, chatty ? &message_spy::trace : &message_spy::count);
+		    page.make_thunk<window_proc>(&spy, chatty ? &message_spy::trace : &message_spy::count);
 		page.mark_executable();
 		std::printf("page: %zu thunks of %zu bytes, room for at most %zu\n", page.size(), page.slot_size(),
 		            page.capacity());

@@ -42,11 +42,11 @@ TEST_CASE("contracts::using a moved-from page", "[contracts][death]")
 	expect_contract_violation([&] { static_cast<void>(moved_from().full()); }, "a moved-from member_thunk::page");
 	expect_contract_violation([&] { moved_from().mark_executable(); }, "a moved-from member_thunk::page");
 	expect_contract_violation(
-		[&] {
-			adder a{1};
-			static_cast<void>(moved_from().make_thunk<callback, &adder::add>(&a));
-		},
-		"a moved-from member_thunk::page");
+	    [&] {
+		    adder a{1};
+		    static_cast<void>(moved_from().make_thunk<callback, &adder::add>(&a));
+	    },
+	    "a moved-from member_thunk::page");
 }
 
 TEST_CASE("contracts::a moved-from page may be destroyed or assigned to", "[contracts]")
@@ -63,40 +63,40 @@ TEST_CASE("contracts::a moved-from page may be destroyed or assigned to", "[cont
 TEST_CASE("contracts::a null object pointer", "[contracts][death]")
 {
 	expect_contract_violation(
-		[] {
-			member_thunk::page p = member_thunk::allocate_page();
-			adder* none = nullptr;
-			static_cast<void>(p.make_thunk<callback, &adder::add>(none));
-		},
-		"null object pointer");
+	    [] {
+		    member_thunk::page p = member_thunk::allocate_page();
+		    adder* none = nullptr;
+		    static_cast<void>(p.make_thunk<callback, &adder::add>(none));
+	    },
+	    "null object pointer");
 	expect_contract_violation(
-		[] {
-			member_thunk::page p = member_thunk::allocate_page();
-			adder* none = nullptr;
-			static_cast<void>(p.make_thunk<callback>(none, &adder::add));
-		},
-		"null object pointer");
+	    [] {
+		    member_thunk::page p = member_thunk::allocate_page();
+		    adder* none = nullptr;
+		    static_cast<void>(p.make_thunk<callback>(none, &adder::add));
+	    },
+	    "null object pointer");
 }
 
 TEST_CASE("contracts::a null member pointer", "[contracts][death]")
 {
 	expect_contract_violation(
-		[] {
-			member_thunk::page p = member_thunk::allocate_page();
-			adder a{1};
-			int (adder::*none)(int) = nullptr;
-			static_cast<void>(p.make_thunk<callback>(&a, none));
-		},
-		"null member function pointer");
+	    [] {
+		    member_thunk::page p = member_thunk::allocate_page();
+		    adder a{1};
+		    int (adder::*none)(int) = nullptr;
+		    static_cast<void>(p.make_thunk<callback>(&a, none));
+	    },
+	    "null member function pointer");
 }
 
 TEST_CASE("contracts::a heap destroyed while one of its pages is alive", "[contracts][death]")
 {
 	expect_contract_violation(
-		[] {
-			std::optional<member_thunk::heap<member_thunk::slim_lock>> h(std::in_place);
-			member_thunk::page p = h->allocate_page();
-			h.reset();
-		},
-		"destroyed while some of its pages were still alive");
+	    [] {
+		    std::optional<member_thunk::heap<member_thunk::slim_lock>> h(std::in_place);
+		    member_thunk::page p = h->allocate_page();
+		    h.reset();
+	    },
+	    "destroyed while some of its pages were still alive");
 }

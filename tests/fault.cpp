@@ -66,8 +66,8 @@ TEST_CASE("fault::reserve fails: os_error naming the call, heap unchanged", "[fa
 	const auto error = os_error_from([&] { static_cast<void>(h.allocate_page()); });
 	REQUIRE(error);
 	CHECK(error->code().value() == ENOMEM);
-	CHECK_THAT(error->what(), Catch::Contains("could not reserve address space") &&
-	                              Catch::Contains("injected reserve failed"));
+	CHECK_THAT(error->what(),
+	           Catch::Contains("could not reserve address space") && Catch::Contains("injected reserve failed"));
 	CHECK(h.is_valid());
 	CHECK(h.statistics().regions == 0);
 	CHECK(test::mapping_count() == baseline);
@@ -147,8 +147,7 @@ TEST_CASE("fault::registration fails and restoring read-write fails too: the pag
 	CHECK_THROWS_AS((p.make_thunk<callback, &value::get>(&v)), member_thunk::page_executable);
 }
 
-TEST_CASE("fault::decommit fails in a destructor: no throw, the page becomes read-write traps and is reused",
-          "[fault]")
+TEST_CASE("fault::decommit fails in a destructor: no throw, the page becomes read-write traps and is reused", "[fault]")
 {
 	const fault_scope scope;
 	faulty_heap h;

@@ -4,8 +4,8 @@
 #include <catch2/catch.hpp>
 
 #include <mutex>
-#include <type_traits>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 using member_thunk::heap_lock;

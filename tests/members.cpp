@@ -153,6 +153,27 @@ TEST_CASE("members::const, noexcept and lvalue-ref-qualified members", "[members
 	CHECK(ref_rt(nullptr, 10) == 3);
 }
 
+TEST_CASE("members::volatile objects with volatile members", "[members]")
+{
+	struct sensor
+	{
+		long reading = 0;
+		long add(long x) volatile
+		{
+			reading = reading + x;
+			return reading;
+		}
+	};
+	volatile sensor s;
+	member_thunk::page p = member_thunk::allocate_page();
+	const auto compile_time = p.make_thunk<long (*)(volatile void*, long), &sensor::add>(&s);
+	const auto run_time = p.make_thunk<callback>(&s, &sensor::add);
+	p.mark_executable();
+	CHECK(compile_time(nullptr, 2) == 2);
+	CHECK(run_time(nullptr, 3) == 5);
+	CHECK(s.reading == 5);
+}
+
 TEST_CASE("members::an overloaded member is chosen by the callback's type", "[members]")
 {
 	derived d;
@@ -203,7 +224,7 @@ TEST_CASE("members::a run-time member thunk takes its data slots from the page's
 	CHECK(p.full());
 	// Object pointer + member pointer fit in one slot on Itanium (8 + 16 bytes), so each thunk takes two.
 	const std::size_t data_slots =
-		(sizeof(void*) + sizeof(&base::twice) + member_thunk::page::slot_size() - 1) / member_thunk::page::slot_size();
+	    (sizeof(void*) + sizeof(&base::twice) + member_thunk::page::slot_size() - 1) / member_thunk::page::slot_size();
 	CHECK(made.size() == p.capacity() / (1 + data_slots));
 	p.mark_executable();
 	// Every thunk still finds its own data, including the ones whose data sits right after the last code slot.

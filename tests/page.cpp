@@ -25,7 +25,10 @@ namespace
 		int add(int x) { return base + x; }
 	};
 
-	const std::byte* code_of(callback cb) { return reinterpret_cast<const std::byte*>(cb); }
+	const std::byte* code_of(callback cb)
+	{
+		return reinterpret_cast<const std::byte*>(cb);
+	}
 } // namespace
 
 TEST_CASE("page::capacity is the page size over the slot size", "[page]")

@@ -53,7 +53,10 @@ namespace
 			       e * 5 + f * 6 + static_cast<double>(g) * 7 + h * 8 + i * 9 + j * 10 + static_cast<double>(k) * 11 +
 			       static_cast<double>(l) * 12 + m * 13 + n * 14 + o * 15 + p * 16 + q * 17;
 		}
-		long by_value(big value, int tail) { return id + value.a + value.b * 2 + value.c * 3 + static_cast<long>(value.d) + tail; }
+		long by_value(big value, int tail)
+		{
+			return id + value.a + value.b * 2 + value.c * 3 + static_cast<long>(value.d) + tail;
+		}
 		void no_result(long* out, long value) { *out = id + value; }
 		const char* pointer_result(int which) { return which == 0 ? "zero" : "other"; }
 		colour enum_result(colour in) { return id % 2 == 0 ? in : colour::blue; }
@@ -98,14 +101,14 @@ TEST_CASE("signatures::six integers of mixed widths (the last spills to the stac
 {
 	subject s{11};
 	check_all_forms<long (*)(void*, int, long, short, char, unsigned, long long), &subject::six>(
-		s, -1, 100000L, static_cast<short>(-300), 'x', 4000000000U, -7LL);
+	    s, -1, 100000L, static_cast<short>(-300), 'x', 4000000000U, -7LL);
 }
 
 TEST_CASE("signatures::ten integers (five on the stack)", "[signatures]")
 {
 	subject s{5};
 	check_all_forms<long (*)(void*, long, long, long, long, long, long, long, long, long, long), &subject::ten>(
-		s, 1L, -2L, 3L, -4L, 5L, -6L, 7L, -8L, 9L, -10L);
+	    s, 1L, -2L, 3L, -4L, 5L, -6L, 7L, -8L, 9L, -10L);
 }
 
 TEST_CASE("signatures::integers and floating point mixed, both kinds spilling", "[signatures]")
@@ -113,8 +116,8 @@ TEST_CASE("signatures::integers and floating point mixed, both kinds spilling", 
 	subject s{13};
 	check_all_forms<double (*)(void*, int, double, long, float, int, double, long, double, int, double, long, float,
 	                           int, double, double, double, double),
-	                &subject::mixed>(s, 1, 2.5, 3L, 4.25F, 5, 6.5, 7L, 8.75, 9, 10.5, 11L, 12.5F, 13, 14.25, 15.5, 16.75,
-	                                 17.125);
+	                &subject::mixed>(s, 1, 2.5, 3L, 4.25F, 5, 6.5, 7L, 8.75, 9, 10.5, 11L, 12.5F, 13, 14.25, 15.5,
+	                                 16.75, 17.125);
 }
 
 TEST_CASE("signatures::a structure passed by value", "[signatures]")

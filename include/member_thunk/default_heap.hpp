@@ -41,10 +41,16 @@ namespace member_thunk
 	} // namespace detail
 
 	/// Returns a new read-write page from the default heap. Throws os_error if the OS refuses memory.
-	[[nodiscard]] inline page allocate_page() { return detail::default_heap().allocate_page(); }
+	[[nodiscard]] inline page allocate_page()
+	{
+		return detail::default_heap().allocate_page();
+	}
 
 	/// Releases the default heap's regions in which no page is alive (in mode 2: the calling thread's heap).
-	inline void compact() { detail::default_heap().compact(); }
+	inline void compact()
+	{
+		detail::default_heap().compact();
+	}
 } // namespace member_thunk
 
 #endif

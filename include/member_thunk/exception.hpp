@@ -31,8 +31,8 @@ namespace member_thunk
 	{
 	public:
 		page_full() :
-			std::logic_error("member_thunk: the page is full: it has no free slot for another thunk; allocate another "
-			                 "page")
+		    std::logic_error("member_thunk: the page is full: it has no free slot for another thunk; allocate another "
+		                     "page")
 		{
 		}
 
@@ -44,8 +44,8 @@ namespace member_thunk
 	{
 	public:
 		page_executable() :
-			std::logic_error("member_thunk: the page is already executable: thunks can only be made before "
-			                 "mark_executable(); allocate another page")
+		    std::logic_error("member_thunk: the page is already executable: thunks can only be made before "
+		                     "mark_executable(); allocate another page")
 		{
 		}
 

@@ -39,7 +39,7 @@ namespace member_thunk
 		heap(heap&&) = delete;
 		heap& operator=(heap&&) = delete;
 
-		~heap()
+		~heap() override
 		{
 			if (core_.live_pages() != 0)
 				detail::fail_fast("a member_thunk::heap was destroyed while some of its pages were still alive; "

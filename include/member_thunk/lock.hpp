@@ -24,7 +24,8 @@ namespace member_thunk
 {
 	/// What a heap needs of its lock: default-constructible and BasicLockable (lock() and unlock()).
 	template<class L>
-	concept heap_lock = std::default_initializable<L> && requires(L& lock) {
+	concept heap_lock = std::default_initializable<L> && requires(L& lock)
+	{
 		lock.lock();
 		lock.unlock();
 	};
@@ -33,8 +34,9 @@ namespace member_thunk
 	class null_lock
 	{
 	public:
+		// Members, not static functions: they implement the Lockable interface.
 		constexpr void lock() noexcept {}
-		constexpr bool try_lock() noexcept { return true; }
+		constexpr bool try_lock() noexcept { return true; } // NOLINT(readability-convert-member-functions-to-static)
 		constexpr void unlock() noexcept {}
 	};
 
@@ -51,9 +53,18 @@ namespace member_thunk
 		~slim_lock() = default;
 
 #if defined(MEMBER_THUNK_OS_WINDOWS)
-		void lock() noexcept { ::AcquireSRWLockExclusive(&lock_); }
-		[[nodiscard]] bool try_lock() noexcept { return ::TryAcquireSRWLockExclusive(&lock_) != 0; }
-		void unlock() noexcept { ::ReleaseSRWLockExclusive(&lock_); }
+		void lock() noexcept
+		{
+			::AcquireSRWLockExclusive(&lock_);
+		}
+		[[nodiscard]] bool try_lock() noexcept
+		{
+			return ::TryAcquireSRWLockExclusive(&lock_) != 0;
+		}
+		void unlock() noexcept
+		{
+			::ReleaseSRWLockExclusive(&lock_);
+		}
 
 	private:
 		SRWLOCK lock_ = SRWLOCK_INIT;
@@ -71,8 +82,7 @@ namespace member_thunk
 		[[nodiscard]] bool try_lock() noexcept
 		{
 			std::uint32_t expected = free;
-			return state_.compare_exchange_strong(expected, held, std::memory_order_acquire,
-			                                      std::memory_order_relaxed);
+			return state_.compare_exchange_strong(expected, held, std::memory_order_acquire, std::memory_order_relaxed);
 		}
 
 		void unlock() noexcept

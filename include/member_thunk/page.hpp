@@ -14,8 +14,10 @@
 #include "detail/region.hpp"
 #include "exception.hpp"
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <span>
 #include <type_traits>
@@ -39,8 +41,8 @@ namespace member_thunk
 		page& operator=(const page&) = delete;
 
 		page(page&& other) noexcept :
-			region_(std::exchange(other.region_, nullptr)), address_(other.address_), slot_count_(other.slot_count_),
-			code_slots_(other.code_slots_), data_slots_(other.data_slots_), executable_(other.executable_)
+		    region_(std::exchange(other.region_, nullptr)), address_(other.address_), slot_count_(other.slot_count_),
+		    code_slots_(other.code_slots_), data_slots_(other.data_slots_), executable_(other.executable_)
 		{
 		}
 
@@ -70,17 +72,21 @@ namespace member_thunk
 		template<class Callback, class Class, class MemberFn>
 		[[nodiscard]] Callback make_thunk(Class* that, MemberFn fn)
 		{
-			static_assert(detail::check_member<Callback, Class, MemberFn>());
-			MEMBER_THUNK_EXPECTS(that != nullptr, "make_thunk() was given a null object pointer");
-			MEMBER_THUNK_EXPECTS(fn != nullptr, "make_thunk() was given a null member function pointer");
-			using block = detail::bound_member_block<Class, MemberFn>;
-			static_assert(std::is_trivially_copyable_v<block> && alignof(block) <= encoder::slot_alignment);
-			constexpr std::size_t data_slots = (sizeof(block) + encoder::slot_size - 1) / encoder::slot_size;
-			check_writable(1 + data_slots);
-			data_slots_ += data_slots;
-			std::byte* const data = address_ + (slot_count_ - data_slots_) * encoder::slot_size;
-			const block* const stored = std::construct_at(reinterpret_cast<block*>(data), block{that, fn});
-			return emit<Callback>(stored, &trampolines<Callback>::template bound_member<block>::call);
+			if constexpr (detail::check_member<Callback, Class, MemberFn>())
+			{
+				MEMBER_THUNK_EXPECTS(that != nullptr, "make_thunk() was given a null object pointer");
+				MEMBER_THUNK_EXPECTS(fn != nullptr, "make_thunk() was given a null member function pointer");
+				using block = detail::bound_member_block<Class, MemberFn>;
+				static_assert(std::is_trivially_copyable_v<block> && alignof(block) <= encoder::slot_alignment);
+				constexpr std::size_t data_slots = (sizeof(block) + encoder::slot_size - 1) / encoder::slot_size;
+				check_writable(1 + data_slots);
+				data_slots_ += data_slots;
+				std::byte* const data = address_ + (slot_count_ - data_slots_) * encoder::slot_size;
+				const block* const stored = std::construct_at(reinterpret_cast<block*>(data), block{that, fn});
+				return emit<Callback>(stored, &trampolines<Callback>::template bound_member<block>::call);
+			}
+			else
+				return no_thunk<Callback>();
 		}
 
 		/// Makes a thunk that calls `(that->*MemberFn)(args...)` when called as `Callback(first, args...)`; `first` is
@@ -89,13 +95,15 @@ namespace member_thunk
 		template<class Callback, auto MemberFn, class Class>
 		[[nodiscard]] Callback make_thunk(Class* that)
 		{
-			static_assert(detail::check_member<Callback, Class, decltype(MemberFn)>());
-			static_assert(detail::member_function_traits<decltype(MemberFn)>::is_member_function &&
-			                  MemberFn != nullptr,
-			              "member_thunk: MemberFn must not be a null member pointer");
-			MEMBER_THUNK_EXPECTS(that != nullptr, "make_thunk() was given a null object pointer");
-			check_writable(1);
-			return emit<Callback>(that, &trampolines<Callback>::template member<Class, MemberFn>::call);
+			if constexpr (detail::check_member<Callback, Class, decltype(MemberFn)>())
+			{
+				static_assert(MemberFn != nullptr, "member_thunk: MemberFn must not be a null member pointer");
+				MEMBER_THUNK_EXPECTS(that != nullptr, "make_thunk() was given a null object pointer");
+				check_writable(1);
+				return emit<Callback>(that, &trampolines<Callback>::template member<Class, MemberFn>::call);
+			}
+			else
+				return no_thunk<Callback>();
 		}
 
 		/// Makes a thunk that calls `callable(args...)` when called as `Callback(first, args...)`; `first` is
@@ -104,15 +112,19 @@ namespace member_thunk
 		template<class Callback, class Callable>
 		[[nodiscard]] Callback make_thunk(Callable& callable)
 		{
-			static_assert(detail::check_callable<Callback, Callable>());
-			check_writable(1);
-			return emit<Callback>(std::addressof(callable), &trampolines<Callback>::template callable<Callable>::call);
+			if constexpr (detail::check_callable<Callback, Callable>())
+			{
+				check_writable(1);
+				return emit<Callback>(std::addressof(callable),
+				                      &trampolines<Callback>::template callable<Callable>::call);
+			}
+			else
+				return no_thunk<Callback>();
 		}
 
 		/// A temporary callable would be gone before the thunk is called: this overload only explains the error.
 		template<class Callback, class Callable>
-			requires(!std::is_lvalue_reference_v<Callable>)
-		Callback make_thunk(Callable&&)
+		requires(!std::is_lvalue_reference_v<Callable>) Callback make_thunk([[maybe_unused]] Callable&& callable)
 		{
 			static_assert(std::is_pointer_v<std::remove_cvref_t<Callable>> || std::is_lvalue_reference_v<Callable>,
 			              "member_thunk: the callable must outlive the thunk, which refers to it: pass a named object "
@@ -121,7 +133,7 @@ namespace member_thunk
 			              "member_thunk: pass the callable object itself (by reference), not a pointer to it; for a "
 			              "member function use make_thunk<Callback>(object, &Class::member) or "
 			              "make_thunk<Callback, &Class::member>(object)");
-			return nullptr;
+			return no_thunk<Callback>();
 		}
 
 		/// Seals the page: read-execute from now on, instruction cache flushed, thunk entries registered as call
@@ -185,8 +197,18 @@ namespace member_thunk
 		using trampolines = detail::trampolines_for<Callback>;
 
 		page(detail::region& r, std::byte* address) noexcept :
-			region_(&r), address_(address), slot_count_(r.page_size / encoder::slot_size)
+		    region_(&r), address_(address), slot_count_(r.page_size / encoder::slot_size)
 		{
+		}
+
+		// What an ill-formed make_thunk returns after its static_assert, so that no follow-on error hides the message.
+		template<class Callback>
+		static Callback no_thunk() noexcept
+		{
+			if constexpr (std::is_default_constructible_v<Callback>)
+				return Callback{};
+			else
+				std::terminate();
 		}
 
 		void expect_valid() const noexcept
@@ -211,14 +233,14 @@ namespace member_thunk
 		// `target` has exactly the callback's signature with the first parameter made void*: that is what makes the
 		// jump ABI-correct, so it is a parameter type, not a deduced one.
 		template<class Callback>
-		Callback emit(const void* bound, typename detail::callback_traits<Callback>::target target) noexcept
+		Callback emit(const volatile void* bound, typename detail::callback_traits<Callback>::target target) noexcept
 		{
 			std::byte* const slot = address_ + code_slots_ * encoder::slot_size;
 			encoder::encode(std::span<std::byte, encoder::slot_size>(slot, encoder::slot_size),
 			                reinterpret_cast<std::uintptr_t>(bound), reinterpret_cast<std::uintptr_t>(target),
 			                reinterpret_cast<std::uintptr_t>(slot));
 			++code_slots_;
-			return reinterpret_cast<Callback>(reinterpret_cast<std::uintptr_t>(slot));
+			return std::bit_cast<Callback>(slot);
 		}
 
 		void release() noexcept
@@ -240,7 +262,7 @@ namespace member_thunk
 		/// Lets the heap layer create page handles; nobody else can.
 		struct page_access
 		{
-			[[nodiscard]] static page make(region& r, std::byte* address) noexcept { return page(r, address); }
+			[[nodiscard]] static page make(region& r, std::byte* address) noexcept { return {r, address}; }
 		};
 	} // namespace detail
 } // namespace member_thunk

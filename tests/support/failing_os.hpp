@@ -66,8 +66,7 @@ namespace test
 
 		static result reserve(std::size_t size, void*& out) noexcept
 		{
-			return os_faults::should_fail(os_call::reserve) ? injected("injected reserve")
-			                                                 : native::reserve(size, out);
+			return os_faults::should_fail(os_call::reserve) ? injected("injected reserve") : native::reserve(size, out);
 		}
 		static result commit(void* p, std::size_t n) noexcept
 		{
@@ -76,12 +75,12 @@ namespace test
 		static result make_executable(void* p, std::size_t n) noexcept
 		{
 			return os_faults::should_fail(os_call::make_executable) ? injected("injected make_executable")
-			                                                         : native::make_executable(p, n);
+			                                                        : native::make_executable(p, n);
 		}
 		static result flush_instruction_cache(void* p, std::size_t n) noexcept
 		{
 			return os_faults::should_fail(os_call::flush_instruction_cache) ? injected("injected flush")
-			                                                                 : native::flush_instruction_cache(p, n);
+			                                                                : native::flush_instruction_cache(p, n);
 		}
 		static result set_call_targets(void* p, std::size_t n, std::size_t count, std::size_t stride,
 		                               bool valid) noexcept

@@ -81,7 +81,10 @@ namespace test
 		return result;
 	}
 
-	[[nodiscard]] inline std::size_t mapping_count() { return read_maps().size(); }
+	[[nodiscard]] inline std::size_t mapping_count()
+	{
+		return read_maps().size();
+	}
 
 	/// Address space mapped anywhere inside [begin, end).
 	[[nodiscard]] inline bool any_mapping_in(std::uintptr_t begin, std::uintptr_t end)

@@ -75,18 +75,29 @@ namespace member_thunk::detail
 	/// A first parameter the thunk may overwrite with an object pointer: it must travel exactly where a pointer
 	/// travels (a general-purpose register or a pointer-sized stack slot) on every supported ABI.
 	template<class P>
-	inline constexpr bool replaceable_first_parameter =
-		(std::is_pointer_v<P> || std::is_integral_v<P> || std::is_enum_v<P> || std::is_null_pointer_v<P>) &&
-		sizeof(P) == sizeof(void*);
+	inline constexpr bool replaceable_first_parameter = (std::is_pointer_v<P> || std::is_integral_v<P> ||
+	                                                     std::is_enum_v<P> || std::is_null_pointer_v<P>)&&sizeof(P) ==
+	                                                    sizeof(void*);
 
 	/// A return the callback and the target agree on everywhere: void or a non-member-pointer scalar. Class types
 	/// may come back through a hidden pointer in one and in registers in the other (Windows x64 and ARM64).
 	template<class R>
-	inline constexpr bool abi_safe_result =
-		std::is_void_v<R> || std::is_arithmetic_v<R> || std::is_enum_v<R> || std::is_pointer_v<R> ||
-		std::is_null_pointer_v<R>;
+	inline constexpr bool abi_safe_result = std::is_void_v<R> || std::is_arithmetic_v<R> || std::is_enum_v<R> ||
+	                                        std::is_pointer_v<R> || std::is_null_pointer_v<R>;
 
-	/// Checks a callback type and explains what is wrong with it. Returns true so it can sit in a static_assert.
+	/// True when a thunk can implement `Callback`.
+	template<class Callback>
+	consteval bool valid_callback()
+	{
+		using traits = callback_traits<Callback>;
+		if constexpr (traits::is_function_pointer && traits::has_first_parameter && !traits::is_variadic)
+			return replaceable_first_parameter<typename traits::first> && abi_safe_result<typename traits::result>;
+		else
+			return false;
+	}
+
+	/// Explains what is wrong with a callback type (as compile errors) and returns whether it is valid, so that the
+	/// caller can skip the code that would only add follow-on errors.
 	template<class Callback>
 	consteval bool check_callback()
 	{
@@ -113,7 +124,7 @@ namespace member_thunk::detail
 				              "and a plain function on some ABIs");
 			}
 		}
-		return true;
+		return valid_callback<Callback>();
 	}
 
 	template<class T>
@@ -123,26 +134,27 @@ namespace member_thunk::detail
 	};
 
 	// The qualifiers of a member function: cv, ref and noexcept. Every combination is one specialisation.
-#define MEMBER_THUNK_DETAIL_MEMBER_TRAITS(CV, REF, NOEXCEPT, IS_CONST, IS_RVALUE)                                       \
-	template<class R, class C, class... A>                                                                              \
-	struct member_function_traits<R (C::*)(A...) CV REF noexcept(NOEXCEPT)>                                             \
-	{                                                                                                                   \
-		static constexpr bool is_member_function = true;                                                                \
-		static constexpr bool is_const = IS_CONST;                                                                      \
-		static constexpr bool is_rvalue_only = IS_RVALUE;                                                               \
-		using result = R;                                                                                               \
-		using class_type = C;                                                                                           \
-		using parameters = type_list<A...>;                                                                             \
+#define MEMBER_THUNK_DETAIL_MEMBER_TRAITS(CV, REF, NOEXCEPT, IS_CONST, IS_VOLATILE, IS_RVALUE) \
+	template<class R, class C, class... A>                                                     \
+	struct member_function_traits<R (C::*)(A...) CV REF noexcept(NOEXCEPT)>                    \
+	{                                                                                          \
+		static constexpr bool is_member_function = true;                                       \
+		static constexpr bool is_const = IS_CONST;                                             \
+		static constexpr bool is_volatile = IS_VOLATILE;                                       \
+		static constexpr bool is_rvalue_only = IS_RVALUE;                                      \
+		using result = R;                                                                      \
+		using class_type = C;                                                                  \
+		using parameters = type_list<A...>;                                                    \
 	};
-#define MEMBER_THUNK_DETAIL_MEMBER_TRAITS_CV(REF, IS_RVALUE)                                                            \
-	MEMBER_THUNK_DETAIL_MEMBER_TRAITS(, REF, false, false, IS_RVALUE)                                                   \
-	MEMBER_THUNK_DETAIL_MEMBER_TRAITS(, REF, true, false, IS_RVALUE)                                                    \
-	MEMBER_THUNK_DETAIL_MEMBER_TRAITS(const, REF, false, true, IS_RVALUE)                                               \
-	MEMBER_THUNK_DETAIL_MEMBER_TRAITS(const, REF, true, true, IS_RVALUE)                                                \
-	MEMBER_THUNK_DETAIL_MEMBER_TRAITS(volatile, REF, false, false, IS_RVALUE)                                           \
-	MEMBER_THUNK_DETAIL_MEMBER_TRAITS(volatile, REF, true, false, IS_RVALUE)                                            \
-	MEMBER_THUNK_DETAIL_MEMBER_TRAITS(const volatile, REF, false, true, IS_RVALUE)                                      \
-	MEMBER_THUNK_DETAIL_MEMBER_TRAITS(const volatile, REF, true, true, IS_RVALUE)
+#define MEMBER_THUNK_DETAIL_MEMBER_TRAITS_CV(REF, IS_RVALUE)                             \
+	MEMBER_THUNK_DETAIL_MEMBER_TRAITS(, REF, false, false, false, IS_RVALUE)             \
+	MEMBER_THUNK_DETAIL_MEMBER_TRAITS(, REF, true, false, false, IS_RVALUE)              \
+	MEMBER_THUNK_DETAIL_MEMBER_TRAITS(const, REF, false, true, false, IS_RVALUE)         \
+	MEMBER_THUNK_DETAIL_MEMBER_TRAITS(const, REF, true, true, false, IS_RVALUE)          \
+	MEMBER_THUNK_DETAIL_MEMBER_TRAITS(volatile, REF, false, false, true, IS_RVALUE)      \
+	MEMBER_THUNK_DETAIL_MEMBER_TRAITS(volatile, REF, true, false, true, IS_RVALUE)       \
+	MEMBER_THUNK_DETAIL_MEMBER_TRAITS(const volatile, REF, false, true, true, IS_RVALUE) \
+	MEMBER_THUNK_DETAIL_MEMBER_TRAITS(const volatile, REF, true, true, true, IS_RVALUE)
 	MEMBER_THUNK_DETAIL_MEMBER_TRAITS_CV(, false)
 	MEMBER_THUNK_DETAIL_MEMBER_TRAITS_CV(&, false)
 	MEMBER_THUNK_DETAIL_MEMBER_TRAITS_CV(&&, true)
@@ -154,13 +166,13 @@ namespace member_thunk::detail
 	template<class Callback, class Class, class MemberFn>
 	consteval bool check_member()
 	{
-		static_assert(check_callback<Callback>());
+		if (!check_callback<Callback>())
+			return false;
 		using member = member_function_traits<MemberFn>;
 		static_assert(member::is_member_function,
 		              "member_thunk: MemberFn must be a pointer to a non-static member function, such as "
 		              "&window::on_message");
-		if constexpr (member::is_member_function && callback_traits<Callback>::has_first_parameter &&
-		              !callback_traits<Callback>::is_variadic)
+		if constexpr (member::is_member_function)
 		{
 			using callback = callback_traits<Callback>;
 			static_assert(std::is_class_v<Class> || std::is_union_v<Class>,
@@ -169,7 +181,7 @@ namespace member_thunk::detail
 			              "member_thunk: the object's class must be the member function's class or derive from it");
 			static_assert(!std::is_const_v<Class> || member::is_const,
 			              "member_thunk: the object pointer is to const but the member function is not const");
-			static_assert(!std::is_volatile_v<Class> || std::is_invocable_v<MemberFn, Class*>,
+			static_assert(!std::is_volatile_v<Class> || member::is_volatile,
 			              "member_thunk: the object pointer is to volatile but the member function is not volatile");
 			static_assert(!member::is_rvalue_only,
 			              "member_thunk: the member function is &&-qualified; a thunk calls it on an lvalue");
@@ -178,8 +190,15 @@ namespace member_thunk::detail
 			              "after the first one (the first is replaced by the object pointer)");
 			static_assert(std::is_same_v<typename member::result, typename callback::result>,
 			              "member_thunk: the member function must return exactly the Callback's return type");
+			return (std::is_class_v<Class> ||
+			        std::is_union_v<Class>)&&std::is_base_of_v<typename member::class_type, std::remove_cv_t<Class>> &&
+			       (!std::is_const_v<Class> || member::is_const) &&
+			       (!std::is_volatile_v<Class> || member::is_volatile) && !member::is_rvalue_only &&
+			       std::is_same_v<typename member::parameters, typename callback::rest> &&
+			       std::is_same_v<typename member::result, typename callback::result>;
 		}
-		return true;
+		else
+			return false;
 	}
 
 	template<class Callback, class Callable>
@@ -194,20 +213,22 @@ namespace member_thunk::detail
 	template<class Callback, class Callable>
 	consteval bool check_callable()
 	{
-		static_assert(check_callback<Callback>());
+		if (!check_callback<Callback>())
+			return false;
 		static_assert(!std::is_pointer_v<Callable>,
 		              "member_thunk: pass the callable object itself (by reference), not a pointer to it; for a "
 		              "member function use make_thunk<Callback>(object, &Class::member) or "
 		              "make_thunk<Callback, &Class::member>(object)");
-		if constexpr (callback_traits<Callback>::has_first_parameter && !callback_traits<Callback>::is_variadic &&
-		              !std::is_pointer_v<Callable>)
+		if constexpr (!std::is_pointer_v<Callable>)
 		{
 			static_assert(std::is_object_v<Callable>, "member_thunk: the callable must be an object");
 			static_assert(invocable_with<Callback, Callable>(),
 			              "member_thunk: the callable cannot be called with the Callback's parameters after the first "
 			              "one, or its result does not convert to the Callback's return type");
+			return std::is_object_v<Callable> && invocable_with<Callback, Callable>();
 		}
-		return true;
+		else
+			return false;
 	}
 
 	/// The three kinds of target. Each `call` is a real function with the callback's signature (first parameter
@@ -255,8 +276,9 @@ namespace member_thunk::detail
 	};
 
 	template<class Callback>
-	using trampolines_for = trampolines<typename callback_traits<Callback>::result,
-	                                    callback_traits<Callback>::is_noexcept, typename callback_traits<Callback>::rest>;
+	using trampolines_for =
+	    trampolines<typename callback_traits<Callback>::result, callback_traits<Callback>::is_noexcept,
+	                typename callback_traits<Callback>::rest>;
 
 	/// The data a run-time member thunk needs, stored in the page next to the code and sealed with it.
 	template<class Class, class MemberFn>

@@ -18,7 +18,8 @@
 #define MEMBER_THUNK_DEFAULT_HEAP_SAFETY 3
 #endif
 #if MEMBER_THUNK_DEFAULT_HEAP_SAFETY < 1 || MEMBER_THUNK_DEFAULT_HEAP_SAFETY > 3
-#error "MEMBER_THUNK_DEFAULT_HEAP_SAFETY must be 1 (single-threaded heap), 2 (thread-local heaps) or 3 (thread-safe heap)"
+#error \
+    "MEMBER_THUNK_DEFAULT_HEAP_SAFETY must be 1 (single-threaded heap), 2 (thread-local heaps) or 3 (thread-safe heap)"
 #endif
 
 #ifndef MEMBER_THUNK_DEBUG
@@ -51,10 +52,11 @@ namespace member_thunk::detail
 	// (destructors, corrupted state) or would hide a programming error.
 	inline void report(const char* what) noexcept
 	{
-		std::fputs("member_thunk: fatal: ", stderr);
-		std::fputs(what, stderr);
-		std::fputc('\n', stderr);
-		std::fflush(stderr);
+		// Best effort: if stderr is gone there is nobody left to tell.
+		static_cast<void>(std::fputs("member_thunk: fatal: ", stderr));
+		static_cast<void>(std::fputs(what, stderr));
+		static_cast<void>(std::fputc('\n', stderr));
+		static_cast<void>(std::fflush(stderr));
 	}
 
 	[[noreturn]] inline void fail_fast(const char* what) noexcept
@@ -66,26 +68,26 @@ namespace member_thunk::detail
 
 // Checks a public precondition: on violation, says which one on stderr, then fails through GSL's contract handler
 // (std::terminate). The condition is evaluated once.
-#define MEMBER_THUNK_EXPECTS(cond, message)                                                                             \
-	do                                                                                                                  \
-	{                                                                                                                   \
-		const bool member_thunk_expects_ok = static_cast<bool>(cond);                                                  \
-		if (!member_thunk_expects_ok)                                                                                   \
-			::member_thunk::detail::report("precondition violated: " message);                                         \
-		Expects(member_thunk_expects_ok);                                                                               \
+#define MEMBER_THUNK_EXPECTS(cond, message)                                    \
+	do                                                                         \
+	{                                                                          \
+		const bool member_thunk_expects_ok = static_cast<bool>(cond);          \
+		if (!member_thunk_expects_ok)                                          \
+			::member_thunk::detail::report("precondition violated: " message); \
+		Expects(member_thunk_expects_ok);                                      \
 	} while (false)
 
 // Checks an internal invariant in checked builds (MEMBER_THUNK_DEBUG=1). The expression must have no side effects.
 #if MEMBER_THUNK_DEBUG
-#define MEMBER_THUNK_INVARIANT(cond, what)                                                                                  \
-	do                                                                                                                      \
-	{                                                                                                                       \
-		if (!(cond))                                                                                                        \
-			::member_thunk::detail::fail_fast("invariant broken: " what);                                                 \
+#define MEMBER_THUNK_INVARIANT(cond, what)                                \
+	do                                                                    \
+	{                                                                     \
+		if (!(cond))                                                      \
+			::member_thunk::detail::fail_fast("invariant broken: " what); \
 	} while (false)
 #else
-#define MEMBER_THUNK_INVARIANT(cond, what)                                                                                  \
-	do                                                                                                                      \
-	{                                                                                                                       \
+#define MEMBER_THUNK_INVARIANT(cond, what) \
+	do                                     \
+	{                                      \
 	} while (false)
 #endif

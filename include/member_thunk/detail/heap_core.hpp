@@ -74,19 +74,20 @@ namespace member_thunk
 			/// Releases every region. The owner has made sure no page is alive.
 			~heap_core()
 			{
-				while (head_ != nullptr)
+				for (gsl::owner<region*> r = head_; r != nullptr;)
 				{
-					gsl::owner<region*> r = head_;
-					unlink(*r);
+					gsl::owner<region*> const next = r->next;
 					// Nothing to report to: a failed munmap/VirtualFree of our own reservation leaves address space
 					// behind but no accessible memory (every page in it is decommitted).
 					static_cast<void>(Os::release(r->base, r->size_bytes()));
 					delete r;
+					r = next;
 				}
 			}
 
 			/// Takes a free page (reserving a region if none has one), commits it read-write and fills it with traps.
-			/// Throws os_error or std::bad_alloc; the heap is unchanged but for a new empty region (compact() frees it).
+			/// Throws os_error or std::bad_alloc; the heap is unchanged but for a new empty region (compact() frees
+			/// it).
 			[[nodiscard]] page allocate(page_owner& owner)
 			{
 				region* r = head_;
@@ -126,7 +127,7 @@ namespace member_thunk
 				// weaker, not unsafe, and a destructor has nobody to tell.
 				if (sealed_thunks != 0)
 					static_cast<void>(
-						Os::set_call_targets(address, r.page_size, sealed_thunks, encoder::slot_size, false));
+					    Os::set_call_targets(address, r.page_size, sealed_thunks, encoder::slot_size, false));
 				if (Os::decommit(address, r.page_size).ok())
 					r.committed &= ~region::bit(index);
 				else if (Os::commit(address, r.page_size).ok())
@@ -281,7 +282,10 @@ namespace member_thunk
 
 			void unlink(region& r) noexcept
 			{
-				(r.prev != nullptr ? r.prev->next : head_) = r.next;
+				if (r.prev != nullptr)
+					r.prev->next = r.next;
+				else
+					head_ = r.next;
 				if (r.next != nullptr)
 					r.next->prev = r.prev;
 				r.prev = r.next = nullptr;

@@ -30,6 +30,8 @@ namespace member_thunk::detail
 	class page_owner
 	{
 	public:
+		virtual ~page_owner() = default;
+
 		/// Makes the page read-execute, flushes the instruction cache and registers the first `thunks` slots as
 		/// call targets; `sealed` tells whether the page ended read-execute. Throws os_error; on failure the page
 		/// is put back to read-write (sealed == false) unless that too fails (then sealed == true).
@@ -44,7 +46,6 @@ namespace member_thunk::detail
 		page_owner& operator=(const page_owner&) = default;
 		page_owner(page_owner&&) = default;
 		page_owner& operator=(page_owner&&) = default;
-		~page_owner() = default;
 	};
 
 	struct region
@@ -87,7 +88,10 @@ namespace member_thunk::detail
 			return static_cast<std::size_t>(page - base) / page_size;
 		}
 
-		[[nodiscard]] static constexpr std::uint64_t bit(std::size_t index) noexcept { return std::uint64_t{1} << index; }
+		[[nodiscard]] static constexpr std::uint64_t bit(std::size_t index) noexcept
+		{
+			return std::uint64_t{1} << index;
+		}
 
 		[[nodiscard]] bool is_valid() const noexcept
 		{

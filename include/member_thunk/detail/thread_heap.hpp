@@ -33,7 +33,7 @@ namespace member_thunk::detail
 		[[nodiscard]] T& get() noexcept { return *std::launder(reinterpret_cast<T*>(storage_)); }
 
 	private:
-		alignas(T) unsigned char storage_[sizeof(T)];
+		alignas(T) unsigned char storage_[sizeof(T)]{};
 	};
 
 	template<os::backend Os>
@@ -97,7 +97,7 @@ namespace member_thunk::detail
 		thread_heap(thread_heap&&) = delete;
 		thread_heap& operator=(thread_heap&&) = delete;
 
-		~thread_heap() { orphanage<Os>::instance().adopt(core_); }
+		~thread_heap() override { orphanage<Os>::instance().adopt(core_); }
 
 		[[nodiscard]] page allocate_page()
 		{

@@ -15,13 +15,21 @@ namespace member_thunk::detail::arch
 	/// An encoder writes one thunk into a fixed-size slot and fills unused code with traps. It is a pure function of
 	/// its inputs (constexpr, no OS, no host assumptions).
 	template<class E>
-	concept encoder = requires(std::span<std::byte, E::slot_size> slot, std::span<std::byte> code, std::uint64_t value) {
-		{ E::slot_size } -> std::convertible_to<std::size_t>;
-		{ E::slot_alignment } -> std::convertible_to<std::size_t>;
-		{ E::trap_granule } -> std::convertible_to<std::size_t>;
+	concept encoder = requires(std::span<std::byte, E::slot_size> slot, std::span<std::byte> code, std::uint64_t value)
+	{
+		{
+			E::slot_size
+			} -> std::convertible_to<std::size_t>;
+		{
+			E::slot_alignment
+			} -> std::convertible_to<std::size_t>;
+		{
+			E::trap_granule
+			} -> std::convertible_to<std::size_t>;
 		E::encode(slot, value, value, value);
 		E::fill_traps(code);
-	} && (E::slot_size % E::trap_granule == 0) && (E::slot_alignment >= 16);
+	}
+	&&(E::slot_size % E::trap_granule == 0) && (E::slot_alignment >= 16);
 
 	static_assert(encoder<x86_64_sysv_encoder>);
 	static_assert(encoder<x86_64_win64_encoder>);

@@ -36,8 +36,7 @@ namespace member_thunk::detail::os
 
 		static result reserve(std::size_t size, void*& out) noexcept
 		{
-			void* const address =
-				::mmap(nullptr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | map_noreserve, -1, 0);
+			void* const address = ::mmap(nullptr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | map_noreserve, -1, 0);
 			if (address == MAP_FAILED)
 				return last_error("mmap(PROT_NONE)");
 			out = address;
@@ -85,8 +84,8 @@ namespace member_thunk::detail::os
 		{
 			// Mapping fresh inaccessible pages over the range drops its contents and memory in one atomic step;
 			// a stale call into it faults at once.
-			void* const replaced = ::mmap(address, size, PROT_NONE,
-			                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | map_noreserve, -1, 0);
+			void* const replaced =
+			    ::mmap(address, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | map_noreserve, -1, 0);
 			if (replaced == MAP_FAILED)
 				return last_error("mmap(MAP_FIXED, PROT_NONE)");
 			return result::success();
@@ -115,7 +114,7 @@ namespace member_thunk::detail::os
 		[[nodiscard]] static int branch_protection() noexcept
 		{
 #if defined(__linux__) && defined(__aarch64__)
-			constexpr int prot_bti = 0x10;              // PROT_BTI (asm/mman.h)
+			constexpr int prot_bti = 0x10;                  // PROT_BTI (asm/mman.h)
 			constexpr unsigned long hwcap2_bti = 1UL << 17; // HWCAP2_BTI (asm/hwcap.h)
 			static const int flag = (::getauxval(AT_HWCAP2) & hwcap2_bti) != 0 ? prot_bti : 0;
 			return flag;

@@ -36,15 +36,43 @@ namespace member_thunk::detail::os
 	///  - decommit:        pages become inaccessible and their memory is returned to the OS.
 	///  - release:         the whole reservation is returned.
 	template<class Os>
-	concept backend = requires(void* address, void*& out, std::size_t size, bool valid) {
-		{ Os::page_size() } noexcept -> std::same_as<std::size_t>;
-		{ Os::region_size() } noexcept -> std::same_as<std::size_t>;
-		{ Os::reserve(size, out) } noexcept -> std::same_as<result>;
-		{ Os::commit(address, size) } noexcept -> std::same_as<result>;
-		{ Os::make_executable(address, size) } noexcept -> std::same_as<result>;
-		{ Os::flush_instruction_cache(address, size) } noexcept -> std::same_as<result>;
-		{ Os::set_call_targets(address, size, size, size, valid) } noexcept -> std::same_as<result>;
-		{ Os::decommit(address, size) } noexcept -> std::same_as<result>;
-		{ Os::release(address, size) } noexcept -> std::same_as<result>;
+	concept backend = requires(void* address, void*& out, std::size_t size, bool valid)
+	{
+		{
+			Os::page_size()
+		}
+		noexcept->std::same_as<std::size_t>;
+		{
+			Os::region_size()
+		}
+		noexcept->std::same_as<std::size_t>;
+		{
+			Os::reserve(size, out)
+		}
+		noexcept->std::same_as<result>;
+		{
+			Os::commit(address, size)
+		}
+		noexcept->std::same_as<result>;
+		{
+			Os::make_executable(address, size)
+		}
+		noexcept->std::same_as<result>;
+		{
+			Os::flush_instruction_cache(address, size)
+		}
+		noexcept->std::same_as<result>;
+		{
+			Os::set_call_targets(address, size, size, size, valid)
+		}
+		noexcept->std::same_as<result>;
+		{
+			Os::decommit(address, size)
+		}
+		noexcept->std::same_as<result>;
+		{
+			Os::release(address, size)
+		}
+		noexcept->std::same_as<result>;
 	};
 } // namespace member_thunk::detail::os

@@ -146,8 +146,8 @@ namespace member_thunk::detail::os
 				if (module == nullptr)
 					module = ::GetModuleHandleW(L"kernelbase.dll");
 				return module == nullptr ? nullptr
-				                         : reinterpret_cast<set_valid_call_targets_fn>(
-											   reinterpret_cast<void*>(::GetProcAddress(module, "SetProcessValidCallTargets")));
+				                         : reinterpret_cast<set_valid_call_targets_fn>(reinterpret_cast<void*>(
+				                               ::GetProcAddress(module, "SetProcessValidCallTargets")));
 			}();
 			return fn;
 		}

@@ -1,0 +1,15 @@
+// Misuse: a pointer to a callable (here a named pointer variable) instead of the callable itself.
+#include <member_thunk/page.hpp>
+
+void compile_fail(member_thunk::page& p)
+{
+	using callback = void (*)(void*, int);
+	int total = 0;
+	auto add = [&total](int x) { total += x; };
+#ifndef MEMBER_THUNK_COMPILE_FAIL_CONTROL
+	auto* pointer = &add; // wrong: pass `add` itself
+	[[maybe_unused]] const auto cb = p.make_thunk<callback>(pointer);
+#else
+	[[maybe_unused]] const auto cb = p.make_thunk<callback>(add);
+#endif
+}
