@@ -21,7 +21,7 @@ namespace
 
 	// A C-style callback with no user-data parameter: the first argument is a context the thunk replaces.
 	using add_callback = long (*)(void* context, long x);
-}
+} // namespace
 
 int main()
 {

@@ -1,0 +1,22 @@
+# Shared by the scripts in this folder: install missing Debian packages, once, as root.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# ensure_packages PKG...: installs those not yet installed (needs root and Debian's package registry).
+ensure_packages() {
+	local missing=()
+	for package in "$@"; do
+		dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+	done
+	if [ "${#missing[@]}" -ne 0 ]; then
+		echo "== installing Debian packages: ${missing[*]}"
+		local sudo=()
+		[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+		"${sudo[@]}" apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	fi
+}
+
+build_packages=(cmake ninja-build g++ libmsgsl-dev)
+test_packages=(clang catch2 librapidcheck-dev clang-tidy clang-format)
