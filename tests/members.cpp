@@ -90,6 +90,37 @@ TEST_CASE("members::virtual member through a base pointer runs the override", "[
 	CHECK(run_time(nullptr, 10) == 21);
 }
 
+TEST_CASE("members::a thunk made in a base constructor dispatches to the final override", "[members]")
+{
+	// Dispatch happens when the thunk is called, not when it is made: a window base class that makes its thunk in its
+	// constructor still reaches the derived class's override.
+	struct widget_base
+	{
+		member_thunk::page page = member_thunk::allocate_page();
+		callback compile_time = nullptr;
+		callback run_time = nullptr;
+		widget_base()
+		{
+			compile_time = page.make_thunk<callback, &widget_base::handle>(this);
+			run_time = page.make_thunk<callback>(this, &widget_base::handle);
+			page.mark_executable();
+		}
+		widget_base(const widget_base&) = delete;
+		widget_base& operator=(const widget_base&) = delete;
+		widget_base(widget_base&&) = delete;
+		widget_base& operator=(widget_base&&) = delete;
+		virtual ~widget_base() = default;
+		virtual long handle(long x) { return x; }
+	};
+	struct button final : widget_base
+	{
+		long handle(long x) override { return -x; }
+	};
+	button b;
+	CHECK(b.compile_time(nullptr, 5) == -5);
+	CHECK(b.run_time(nullptr, 6) == -6);
+}
+
 TEST_CASE("members::members of the second base adjust this", "[members]")
 {
 	derived d;
