@@ -7,6 +7,8 @@
 #include <array>
 #include <cerrno>
 #include <cstddef>
+#include <cstdint>
+#include <map>
 #include <system_error>
 
 namespace test
@@ -31,7 +33,11 @@ namespace test
 		static inline std::array<bool, static_cast<std::size_t>(os_call::count)> fail_always{};
 		static inline std::array<std::size_t, static_cast<std::size_t>(os_call::count)> calls{};
 		static inline int error = ENOMEM;
+		/// Every reservation made and not yet released (address -> size): the leak oracle. A process-wide mapping
+		/// count would also see the mappings of sanitizer runtimes and allocators; this sees only the heap's.
+		static inline std::map<std::uintptr_t, std::size_t> reservations;
 
+		/// Resets the faults and counters; reservations stay, they belong to the heaps still alive.
 		static void reset() noexcept
 		{
 			fail_in = {};
@@ -95,7 +101,12 @@ namespace test
 		}
 		static result release(void* p, std::size_t n) noexcept
 		{
-			return os_faults::should_fail(os_call::release) ? injected("injected release") : native::release(p, n);
+			if (os_faults::should_fail(os_call::release))
+				return injected("injected release");
+			const auto status = native::release(p, n);
+			if (status.ok())
+				os_faults::reservations.erase(reinterpret_cast<std::uintptr_t>(p));
+			return status;
 		}
 
 	private:
