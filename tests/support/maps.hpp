@@ -63,6 +63,17 @@ namespace test
 		return std::nullopt;
 	}
 
+	/// Whether `address` lies in one of `maps` (a snapshot: taking one per address would let the allocator reuse a
+	/// released range between two reads, as sanitizer runtimes do).
+	[[nodiscard]] inline bool is_mapped(const std::vector<mapping>& maps, const void* address)
+	{
+		const auto a = reinterpret_cast<std::uintptr_t>(address);
+		for (const auto& m : maps)
+			if (a >= m.begin && a < m.end)
+				return true;
+		return false;
+	}
+
 	/// "r-x", "rw-", "---", or "unmapped".
 	[[nodiscard]] inline std::string protection_of(const void* address)
 	{
