@@ -53,15 +53,21 @@ TEST_CASE("default_heap::allocate_page and compact", "[default_heap]")
 	CHECK(member_thunk::detail::default_heap().is_valid());
 }
 
+namespace
+{
+	// Constructed (empty) before the default heap exists, so destroyed after it would be if the default heap were an
+	// ordinary static: only a heap that is never destroyed survives this page's destruction at exit.
+	std::optional<member_thunk::page> static_page; // NOLINT(cert-err58-cpp)
+	tagged static_tagged{1};
+} // namespace
+
 TEST_CASE("default_heap::pages may outlive static destruction", "[default_heap][death]")
 {
-	// A page held by a static object is destroyed after main returns; the default heap must still be there.
 	const auto result = test::run_in_child([] {
-		static tagged t{1};
-		static member_thunk::page p = member_thunk::allocate_page();
-		static const auto thunk = p.make_thunk<callback, &tagged::get>(&t);
-		p.mark_executable();
-		std::exit(thunk(nullptr, 1) == 101 ? 0 : 5);
+		static_page.emplace(member_thunk::allocate_page());
+		const auto thunk = static_page->make_thunk<callback, &tagged::get>(&static_tagged);
+		static_page->mark_executable();
+		std::exit(thunk(nullptr, 1) == 101 ? 0 : 5); // runs static destructors: static_page's last
 	});
 	CHECK(result.exited);
 	CHECK(result.exit_code == 0);
@@ -111,7 +117,7 @@ TEST_CASE("default_heap::each thread has its own heap", "[default_heap][mode2]")
 	CHECK(other_heap != main_heap);
 }
 
-TEST_CASE("default_heap::pages outlive their thread; their region goes with the last page", "[default_heap][mode2]")
+TEST_CASE("default_heap::pages outlive their thread, and their region goes with the last page", "[default_heap][mode2]")
 {
 	tagged t{4};
 	std::optional<member_thunk::page> kept;
@@ -133,6 +139,41 @@ TEST_CASE("default_heap::pages outlive their thread; their region goes with the 
 	kept.reset();
 	CHECK(test::protection_of(address) == "unmapped"); // the orphaned region was released with its last page
 	CHECK(member_thunk::detail::orphanage<member_thunk::detail::os::native>::instance().statistics().regions == 0);
+}
+
+TEST_CASE("default_heap::at thread exit, only regions with live pages go to the orphanage", "[default_heap][mode2]")
+{
+	using orphanage = member_thunk::detail::orphanage<member_thunk::detail::os::native>;
+	tagged t{5};
+	std::optional<member_thunk::page> kept;
+	std::vector<const void*> freed;
+	std::thread([&] {
+		// More pages than one region holds: the first region ends up with no live page, the second with one.
+		std::vector<member_thunk::page> pages;
+		for (int i = 0; i < 20; ++i)
+		{
+			pages.push_back(member_thunk::allocate_page());
+			freed.push_back(reinterpret_cast<const void*>(pages.back().make_thunk<callback, &tagged::get>(&t)));
+		}
+		REQUIRE(member_thunk::detail::default_heap().statistics().regions == 2);
+		kept.emplace(std::move(pages.back()));
+		freed.pop_back();
+		pages.clear();
+	}).join();
+	CHECK(orphanage::instance().statistics().regions == 1);
+	CHECK(orphanage::instance().statistics().live_pages == 1);
+	const auto maps = test::read_maps();
+	// The first region (pages 0..15) had no live page: released at thread exit. The second region's other pages
+	// stay reserved with the kept page, inaccessible.
+	REQUIRE(freed.size() == 19);
+	for (std::size_t i = 0; i < 16; ++i)
+		CHECK_FALSE(test::is_mapped(maps, freed[i]));
+	for (std::size_t i = 16; i < freed.size(); ++i)
+		CHECK(test::protection_of(freed[i]) == "---");
+	kept->mark_executable();
+	CHECK(kept->size() == 1);
+	kept.reset();
+	CHECK(orphanage::instance().statistics().regions == 0);
 }
 
 TEST_CASE("default_heap::destroying a page on another thread while its thread runs is a contract violation",

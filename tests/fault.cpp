@@ -174,6 +174,37 @@ TEST_CASE("fault::decommit fails in a destructor: no throw, the page becomes rea
 	CHECK(t2(nullptr, 5) == 6);
 }
 
+TEST_CASE("fault::sealing registers the thunk entries, and freeing withdraws exactly those", "[fault]")
+{
+	// Only Windows CFG keeps a list of call targets, but the heap's requests to the back end can be checked anywhere.
+	const fault_scope scope;
+	faulty_heap h;
+	value v{1};
+	void* sealed_address = nullptr;
+	{
+		member_thunk::page sealed = h.allocate_page();
+		for (int i = 0; i < 3; ++i)
+			sealed_address = reinterpret_cast<void*>(sealed.make_thunk<callback, &value::get>(&v));
+		static_cast<void>(sealed.make_thunk<callback>(&v, &value::get)); // data slots are not call targets
+		sealed.mark_executable();
+		REQUIRE(os_faults::call_target_calls.size() == 1);
+		const auto registered = os_faults::call_target_calls.back();
+		CHECK(registered.valid);
+		CHECK(registered.count == 4);
+		CHECK(registered.stride == member_thunk::page::slot_size());
+		CHECK(static_cast<std::byte*>(registered.page) + 2 * member_thunk::page::slot_size() ==
+		      static_cast<std::byte*>(sealed_address));
+
+		member_thunk::page unsealed = h.allocate_page();
+		static_cast<void>(unsealed.make_thunk<callback, &value::get>(&v));
+	} // the unsealed page is freed first: it registered nothing, so it withdraws nothing
+	REQUIRE(os_faults::call_target_calls.size() == 2);
+	const auto withdrawn = os_faults::call_target_calls.back();
+	CHECK_FALSE(withdrawn.valid);
+	CHECK(withdrawn.count == 4);
+	CHECK(withdrawn.page == os_faults::call_target_calls.front().page);
+}
+
 TEST_CASE("fault::decommit and the read-write fallback both fail: the process ends rather than keep a live thunk",
           "[fault][death]")
 {

@@ -109,7 +109,7 @@ TEST_CASE("page::W^X at every step: rw- while writing, r-x once sealed, --- once
 	CHECK(test::writable_executable_mappings().empty());
 }
 
-TEST_CASE("page::a new page is all traps; unused slots stay traps", "[page]")
+TEST_CASE("page::a new page is all traps, and unused slots stay traps", "[page]")
 {
 	adder a{1};
 	member_thunk::page p = member_thunk::allocate_page();
@@ -135,7 +135,7 @@ TEST_CASE("page::thunks are 32-byte aligned and consecutive", "[page]")
 	CHECK(reinterpret_cast<std::uintptr_t>(second) - reinterpret_cast<std::uintptr_t>(first) == 32);
 }
 
-TEST_CASE("page::moving keeps the thunks; move assignment frees the old page", "[page]")
+TEST_CASE("page::moving keeps the thunks, and move assignment frees the old page", "[page]")
 {
 	adder a{10};
 	adder b{20};

@@ -69,7 +69,7 @@ namespace member_thunk
 		/// dispatched at each call, like a direct call would). Takes one code slot plus data slots for `that` and
 		/// `fn`. Precondition: `that` is not null and the page is not moved-from. Throws page_executable if the page
 		/// was sealed, page_full if it lacks the slots.
-		template<class Callback, class Class, class MemberFn>
+		template<class Callback, class MemberFn, class Class>
 		[[nodiscard]] Callback make_thunk(Class* that, MemberFn fn)
 		{
 			if constexpr (detail::check_member<Callback, Class, MemberFn>())
@@ -263,6 +263,9 @@ namespace member_thunk
 		struct page_access
 		{
 			[[nodiscard]] static page make(region& r, std::byte* address) noexcept { return {r, address}; }
+
+			/// The region holding a page (for validity tests).
+			[[nodiscard]] static region* region_of(const page& p) noexcept { return p.region_; }
 		};
 	} // namespace detail
 } // namespace member_thunk

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <system_error>
+#include <vector>
 
 namespace test
 {
@@ -37,6 +38,16 @@ namespace test
 		/// count would also see the mappings of sanitizer runtimes and allocators; this sees only the heap's.
 		static inline std::map<std::uintptr_t, std::size_t> reservations;
 
+		/// The last set_call_targets call that reached the OS.
+		struct call_targets_call
+		{
+			void* page = nullptr;
+			std::size_t count = 0;
+			std::size_t stride = 0;
+			bool valid = false;
+		};
+		static inline std::vector<call_targets_call> call_target_calls;
+
 		/// Resets the faults and counters; reservations stay, they belong to the heaps still alive.
 		static void reset() noexcept
 		{
@@ -44,6 +55,7 @@ namespace test
 			fail_always = {};
 			calls = {};
 			error = ENOMEM;
+			call_target_calls.clear();
 		}
 
 		static void fail_next(os_call c, int nth = 1) noexcept { fail_in[static_cast<std::size_t>(c)] = nth; }
@@ -91,9 +103,10 @@ namespace test
 		static result set_call_targets(void* p, std::size_t n, std::size_t count, std::size_t stride,
 		                               bool valid) noexcept
 		{
-			return os_faults::should_fail(os_call::set_call_targets)
-			           ? injected("injected set_call_targets")
-			           : native::set_call_targets(p, n, count, stride, valid);
+			if (os_faults::should_fail(os_call::set_call_targets))
+				return injected("injected set_call_targets");
+			os_faults::call_target_calls.push_back({p, count, stride, valid});
+			return native::set_call_targets(p, n, count, stride, valid);
 		}
 		static result decommit(void* p, std::size_t n) noexcept
 		{
