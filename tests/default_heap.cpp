@@ -49,7 +49,8 @@ TEST_CASE("default_heap::allocate_page and compact", "[default_heap]")
 	}
 	CHECK(test::protection_of(reinterpret_cast<const void*>(address)) == "---");
 	member_thunk::compact();
-	CHECK(test::protection_of(reinterpret_cast<const void*>(address)) == "unmapped");
+	CHECK(test::protection_of(reinterpret_cast<const void*>(address)) !=
+	      "---"); // released (a sanitizer may reuse the range)
 	CHECK(member_thunk::detail::default_heap().is_valid());
 }
 
@@ -137,7 +138,7 @@ TEST_CASE("default_heap::pages outlive their thread, and their region goes with 
 	const auto address = reinterpret_cast<const void*>(thunk);
 	CHECK(test::protection_of(address) == "r-x");
 	kept.reset();
-	CHECK(test::protection_of(address) == "unmapped"); // the orphaned region was released with its last page
+	CHECK(test::protection_of(address) != "---"); // the orphaned region was released with its last page
 	CHECK(member_thunk::detail::orphanage<member_thunk::detail::os::native>::instance().statistics().regions == 0);
 }
 
@@ -163,13 +164,14 @@ TEST_CASE("default_heap::at thread exit, only regions with live pages go to the 
 	CHECK(orphanage::instance().statistics().regions == 1);
 	CHECK(orphanage::instance().statistics().live_pages == 1);
 	const auto maps = test::read_maps();
-	// The first region (pages 0..15) had no live page: released at thread exit. The second region's other pages
-	// stay reserved with the kept page, inaccessible.
+	// The first region (pages 0..15) had no live page: released at thread exit, so it is no longer reserved
+	// (inaccessible). Sanitizer runtimes may map their own memory into the range once it is free, so "not ours any
+	// more" is the check, not "unmapped". The second region's other pages stay reserved with the kept page.
 	REQUIRE(freed.size() == 19);
 	for (std::size_t i = 0; i < 16; ++i)
-		CHECK_FALSE(test::is_mapped(maps, freed[i]));
+		CHECK(test::protection_in(maps, freed[i]) != "---");
 	for (std::size_t i = 16; i < freed.size(); ++i)
-		CHECK(test::protection_of(freed[i]) == "---");
+		CHECK(test::protection_in(maps, freed[i]) == "---");
 	kept->mark_executable();
 	CHECK(kept->size() == 1);
 	kept.reset();

@@ -74,6 +74,16 @@ namespace test
 		return false;
 	}
 
+	/// The protection of `address` in the snapshot `maps` ("r-x", "rw-", "---"), or "unmapped".
+	[[nodiscard]] inline std::string protection_in(const std::vector<mapping>& maps, const void* address)
+	{
+		const auto a = reinterpret_cast<std::uintptr_t>(address);
+		for (const auto& m : maps)
+			if (a >= m.begin && a < m.end)
+				return m.protection();
+		return "unmapped";
+	}
+
 	/// "r-x", "rw-", "---", or "unmapped".
 	[[nodiscard]] inline std::string protection_of(const void* address)
 	{
