@@ -9,7 +9,6 @@
 #include <member_thunk/member_thunk.hpp>
 
 #include "family.hpp"
-#include "maps_snapshot.hpp"
 #include "support/maps.hpp"
 
 #include <catch2/catch.hpp>
@@ -384,9 +383,9 @@ namespace
 			}
 			if (!with_maps)
 				return std::nullopt;
-			const auto maps = prop::snapshot_maps();
-			if (const auto wx = prop::writable_executable(maps))
-				return "a mapping is writable and executable: " + *wx;
+			const auto maps = test::read_maps();
+			if (const auto wx = test::writable_executable_in(maps); !wx.empty())
+				return "a mapping is writable and executable: " + test::describe(wx.front());
 			for (const auto& p : pages_)
 			{
 				if (p.page.size() != p.model.thunks.size() || p.page.executable() != p.model.executable ||
@@ -394,9 +393,10 @@ namespace
 					return std::string("a page's observers disagree with the model");
 				if (!p.thunks.empty())
 				{
-					const std::string_view protection = prop::protection_in(maps, p.thunks.front());
+					const std::string protection =
+					    test::protection_in(maps, reinterpret_cast<const void*>(p.thunks.front()));
 					if (protection != (p.model.executable ? "r-x" : "rw-"))
-						return "a page is " + std::string(protection);
+						return "a page is " + protection;
 				}
 			}
 			return std::nullopt;

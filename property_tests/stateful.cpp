@@ -11,7 +11,6 @@
 #include <member_thunk/member_thunk.hpp>
 
 #include "family.hpp"
-#include "maps_snapshot.hpp"
 #include "support/maps.hpp"
 
 #include <catch2/catch.hpp>
@@ -139,9 +138,9 @@ namespace
 	void verify(const model& m, system_under_test& sut)
 	{
 		RC_ASSERT(sut.heap.is_valid());
-		const auto maps = prop::snapshot_maps();
-		if (const auto wx = prop::writable_executable(maps))
-			RC_FAIL("a mapping is writable and executable: " + *wx);
+		const auto maps = test::read_maps();
+		if (const auto wx = test::writable_executable_in(maps); !wx.empty())
+			RC_FAIL("a mapping is writable and executable: " + test::describe(wx.front()));
 
 		RC_ASSERT(sut.pages.size() == m.pages.size());
 		const auto stats = sut.heap.statistics();
@@ -170,7 +169,8 @@ namespace
 			for (std::size_t k = 0; k < actual.thunks.size(); ++k)
 				RC_ASSERT(actual.thunks[k] == first + k * member_thunk::page::slot_size());
 			RC_ASSERT(page_addresses.insert(first).second);
-			RC_ASSERT(std::string(prop::protection_in(maps, first)) == (expected.executable ? "r-x" : "rw-"));
+			RC_ASSERT(test::protection_in(maps, reinterpret_cast<const void*>(first)) ==
+			          (expected.executable ? "r-x" : "rw-"));
 		}
 	}
 
