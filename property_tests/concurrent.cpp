@@ -10,6 +10,7 @@
 
 #include "family.hpp"
 #include "support/maps.hpp"
+#include "support/revoked.hpp"
 
 #include <catch2/catch.hpp>
 #include <rapidcheck/catch.h>
@@ -356,14 +357,14 @@ namespace
 				const live_page doomed = std::move(pages_[i]);
 				pages_.erase(pages_.begin() + static_cast<std::ptrdiff_t>(i));
 			}
-			// In mode 2 nobody else can reuse this thread's pages, so the page must be inaccessible now. In mode 3
+			// In mode 2 nobody else can reuse this thread's pages, so the page must be revoked now. In mode 3
 			// another thread may already have taken it again.
 			if constexpr (mode == 2)
 				if (address)
 				{
-					const auto protection = test::protection_of(reinterpret_cast<const void*>(*address));
-					if (protection != "---")
-						return "a destroyed page is still " + protection;
+					const auto how = test::revocation_of(reinterpret_cast<const void*>(*address));
+					if (how != "decommitted" && how != "cached")
+						return "a destroyed page is " + how;
 				}
 			return std::nullopt;
 		}

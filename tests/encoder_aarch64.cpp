@@ -70,3 +70,43 @@ TEST_CASE("encoder_aarch64::usable at compile time", "[encoder][aarch64]")
 	STATIC_REQUIRE(slot[16] == std::byte{0xAB});
 	STATIC_REQUIRE(slot[24] == std::byte{0xCD});
 }
+
+TEST_CASE("encoder_aarch64::a target within reach gets a direct b", "[encoder][aarch64][direct]")
+{
+	constexpr std::uint64_t slot_at = 0x5555'0000;
+	std::array<std::byte, 32> slot{};
+	aarch64_encoder::encode(slot, 0x1122334455667788, slot_at + 8 + 0x1000, slot_at);
+	CHECK(word_at(slot, 0) == 0xD503245F);  // bti c
+	CHECK(word_at(slot, 4) == 0x58000060);  // ldr x0, #12 -> offset 16
+	CHECK(word_at(slot, 8) == 0x14000400);  // b +0x1000 (0x400 words from the branch)
+	CHECK(word_at(slot, 12) == 0xD43E0000); // brk
+	CHECK(dword_at(slot, 16) == 0x1122334455667788);
+	CHECK(word_at(slot, 24) == 0xD43E0000);
+	CHECK(word_at(slot, 28) == 0xD43E0000);
+
+	aarch64_encoder::encode(slot, 0, slot_at + 8 - 0x1000, slot_at);
+	CHECK(word_at(slot, 8) == 0x17FFFC00); // b -0x1000: imm26 two's complement
+}
+
+TEST_CASE("encoder_aarch64::the direct branch is used exactly up to the limits of imm26", "[encoder][aarch64][direct]")
+{
+	constexpr std::uint64_t slot_at = 0x40'0000'0000;
+	constexpr std::uint64_t branch = slot_at + 8;
+	constexpr std::uint64_t max_forward = branch + (std::uint64_t{1} << 27) - 4;
+	constexpr std::uint64_t max_backward = branch - (std::uint64_t{1} << 27);
+	STATIC_REQUIRE(aarch64_encoder::reaches_directly(slot_at, max_forward));
+	STATIC_REQUIRE_FALSE(aarch64_encoder::reaches_directly(slot_at, max_forward + 4));
+	STATIC_REQUIRE(aarch64_encoder::reaches_directly(slot_at, max_backward));
+	STATIC_REQUIRE_FALSE(aarch64_encoder::reaches_directly(slot_at, max_backward - 4));
+	STATIC_REQUIRE_FALSE(aarch64_encoder::reaches_directly(slot_at, branch + 2)); // not an instruction boundary
+
+	std::array<std::byte, 32> slot{};
+	aarch64_encoder::encode(slot, 0, max_forward, slot_at);
+	CHECK(word_at(slot, 8) == 0x15FFFFFF);
+	aarch64_encoder::encode(slot, 0, max_backward, slot_at);
+	CHECK(word_at(slot, 8) == 0x16000000);
+	aarch64_encoder::encode(slot, 0, max_forward + 4, slot_at);
+	CHECK(word_at(slot, 8) == 0x58000090); // out of reach: ldr x16 + br x16
+	CHECK(word_at(slot, 12) == 0xD61F0200);
+	CHECK(dword_at(slot, 24) == max_forward + 4);
+}

@@ -87,3 +87,82 @@ TEST_CASE("encoder_x86_64::never uses rax, r10 or the stack", "[encoder][x86_64]
 	CHECK(slot[25] == std::byte{0xFF});
 	CHECK(slot[26] == std::byte{0xE3});
 }
+
+namespace
+{
+	template<class Encoder>
+	constexpr std::array<std::byte, 32> encode_at(std::uint64_t slot_address, std::uint64_t bound, std::uint64_t target)
+	{
+		std::array<std::byte, 32> slot{};
+		Encoder::encode(slot, bound, target, slot_address);
+		return slot;
+	}
+
+	constexpr std::uint64_t slot_at = 0x5555'5555'0000;
+	constexpr std::uint64_t jump_end = slot_at + 19; // the displacement counts from the end of the jmp
+} // namespace
+
+TEST_CASE("encoder_x86_64::a target within reach gets a direct jmp rel32", "[encoder][x86_64][direct]")
+{
+	const auto slot = encode_at<x86_64_sysv_encoder>(slot_at, 0x1122334455667788, slot_at + 0x1000);
+	const auto expected = bytes({
+	    0xF3, 0x0F, 0x1E, 0xFA,                                     // endbr64
+	    0x48, 0xBF, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, // movabs rdi, 0x1122334455667788
+	    0xE9, 0xED, 0x0F, 0x00, 0x00,                               // jmp rel32 +0xFED (0x1000 - 19)
+	    0xCC, 0xCC, 0xCC, 0xCC, 0xCC, 0xCC, 0xCC, 0xCC,             // int3 padding
+	    0xCC, 0xCC, 0xCC, 0xCC, 0xCC,                               //
+	});
+	CHECK(slot == expected);
+}
+
+TEST_CASE("encoder_x86_64::a direct jump backwards, and the win64 form", "[encoder][x86_64][direct]")
+{
+	const auto slot = encode_at<x86_64_win64_encoder>(slot_at, 0x0000'7FFF'1234'5678, slot_at - 0x100);
+	const auto expected = bytes({
+	    0xF3, 0x0F, 0x1E, 0xFA,                                     // endbr64
+	    0x48, 0xB9, 0x78, 0x56, 0x34, 0x12, 0xFF, 0x7F, 0x00, 0x00, // movabs rcx, 0x00007FFF12345678
+	    0xE9, 0xED, 0xFE, 0xFF, 0xFF,                               // jmp rel32 -0x113 (-0x100 - 19)
+	    0xCC, 0xCC, 0xCC, 0xCC, 0xCC, 0xCC, 0xCC, 0xCC,             // int3 padding
+	    0xCC, 0xCC, 0xCC, 0xCC, 0xCC,                               //
+	});
+	CHECK(slot == expected);
+}
+
+TEST_CASE("encoder_x86_64::the direct jump is used exactly up to the limits of rel32", "[encoder][x86_64][direct]")
+{
+	constexpr std::uint64_t max_forward = jump_end + 0x7FFF'FFFF;
+	constexpr std::uint64_t max_backward = jump_end - 0x8000'0000;
+	STATIC_REQUIRE(x86_64_sysv_encoder::reaches_directly(slot_at, max_forward));
+	STATIC_REQUIRE_FALSE(x86_64_sysv_encoder::reaches_directly(slot_at, max_forward + 1));
+	STATIC_REQUIRE(x86_64_sysv_encoder::reaches_directly(slot_at, max_backward));
+	STATIC_REQUIRE_FALSE(x86_64_sysv_encoder::reaches_directly(slot_at, max_backward - 1));
+
+	const auto forward = encode_at<x86_64_sysv_encoder>(slot_at, 0, max_forward);
+	CHECK(forward[14] == std::byte{0xE9});
+	CHECK(forward[15] == std::byte{0xFF});
+	CHECK(forward[18] == std::byte{0x7F});
+	const auto backward = encode_at<x86_64_sysv_encoder>(slot_at, 0, max_backward);
+	CHECK(backward[14] == std::byte{0xE9});
+	CHECK(backward[15] == std::byte{0x00});
+	CHECK(backward[18] == std::byte{0x80});
+	// One byte further either way: the absolute form, with the full target.
+	const auto too_far = encode_at<x86_64_sysv_encoder>(slot_at, 0, max_forward + 1);
+	CHECK(too_far[14] == std::byte{0x49});
+	CHECK(too_far[15] == std::byte{0xBB});
+	CHECK(too_far[16] == std::byte{0x13}); // low byte of the target, 0x5555'D555'0012 + 1
+	CHECK(too_far[24] == std::byte{0x41});
+	const auto too_far_back = encode_at<x86_64_sysv_encoder>(slot_at, 0, max_backward - 1);
+	CHECK(too_far_back[14] == std::byte{0x49});
+}
+
+TEST_CASE("encoder_x86_64::direct_reach leaves every slot of a region within rel32", "[encoder][x86_64][direct]")
+{
+	// The heap treats a region as near when both of its ends lie within direct_reach of the code; then every slot
+	// in it reaches any target within a 16 MiB margin of that code point.
+	constexpr std::uint64_t code = 0x5555'0000'0000;
+	constexpr std::uint64_t reach = x86_64_sysv_encoder::direct_reach;
+	constexpr std::uint64_t margin = std::uint64_t{1} << 24;
+	for (const std::uint64_t slot : {code - reach, code + reach - 32})
+		for (const std::uint64_t target : {code - margin + 64, code + margin - 64})
+			CHECK(x86_64_sysv_encoder::reaches_directly(slot, target));
+}

@@ -6,6 +6,7 @@
 #include "support/child.hpp"
 #include "support/failing_os.hpp"
 #include "support/maps.hpp"
+#include "support/revoked.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -145,7 +146,56 @@ TEST_CASE("fault::registration fails and restoring read-write fails too: the pag
 	CHECK_THROWS_AS((p.make_thunk<callback, &value::get>(&v)), member_thunk::page_executable);
 }
 
-TEST_CASE("fault::decommit fails in a destructor: no throw, the page becomes read-write traps and is reused", "[fault]")
+namespace
+{
+	/// Frees `count` sealed pages of `h` so that its page cache holds them; returns the heap's cached page count.
+	std::size_t fill_cache(faulty_heap& h, std::size_t count)
+	{
+		value v{0};
+		std::vector<member_thunk::page> pages;
+		for (std::size_t i = 0; i < count; ++i)
+		{
+			pages.push_back(h.allocate_page());
+			static_cast<void>(pages.back().make_thunk<callback, &value::get>(&v));
+			pages.back().mark_executable();
+		}
+		pages.clear();
+		return h.statistics().cached_pages;
+	}
+
+	const std::size_t page_size = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+} // namespace
+
+TEST_CASE("fault::the cache is full and decommit fails in a destructor: no throw, the page is kept as read-write traps",
+          "[fault][cache]")
+{
+	const fault_scope scope;
+	faulty_heap h;
+	value v{1};
+	callback t = nullptr;
+	member_thunk::page p = h.allocate_page();
+	t = p.make_thunk<callback, &value::get>(&v);
+	p.mark_executable();
+	REQUIRE(fill_cache(h, MEMBER_THUNK_PAGE_CACHE) == MEMBER_THUNK_PAGE_CACHE);
+	os_faults::fail_next(os_call::decommit);
+	{
+		const member_thunk::page gone = std::move(p); // must not throw
+	}
+	CHECK(os_faults::fail_in[static_cast<std::size_t>(os_call::decommit)] == 0); // the decommit was tried
+	CHECK(test::revocation_of(reinterpret_cast<const void*>(t)) == "cached");
+	CHECK(h.is_valid());
+	const auto stats = h.statistics();
+	CHECK(stats.live_pages == 0);
+	CHECK(stats.cached_pages == MEMBER_THUNK_PAGE_CACHE + 1);
+	CHECK(stats.committed_bytes == (MEMBER_THUNK_PAGE_CACHE + 1) * page_size);
+	h.compact();
+	CHECK(h.statistics().regions == 0);
+	CHECK(h.statistics().cached_pages == 0);
+	CHECK(os_faults::reservations.empty());
+}
+
+TEST_CASE("fault::the cache has room and making a freed page read-write fails: it is decommitted instead",
+          "[fault][cache]")
 {
 	const fault_scope scope;
 	faulty_heap h;
@@ -155,23 +205,70 @@ TEST_CASE("fault::decommit fails in a destructor: no throw, the page becomes rea
 		member_thunk::page p = h.allocate_page();
 		t = p.make_thunk<callback, &value::get>(&v);
 		p.mark_executable();
-		os_faults::fail_next(os_call::decommit);
-	} // must not throw
-	const auto* const code = reinterpret_cast<const std::byte*>(t);
-	CHECK(test::protection_of(code) == "rw-"); // never executable again
-	CHECK(code[0] == std::byte{0xCC});         // and its thunk is a trap
+		os_faults::fail_next(os_call::commit);
+	}                                                                          // must not throw
+	CHECK(os_faults::fail_in[static_cast<std::size_t>(os_call::commit)] == 0); // keeping it was tried first
+	CHECK(test::revocation_of(reinterpret_cast<const void*>(t)) == "decommitted");
 	CHECK(h.is_valid());
-	const auto stats = h.statistics();
-	CHECK(stats.live_pages == 0);
-	CHECK(stats.committed_bytes == static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)));
-	// Reused by the next allocation without a new commit.
-	const auto commits = os_faults::count(os_call::commit);
-	member_thunk::page q = h.allocate_page();
-	CHECK(os_faults::count(os_call::commit) == commits);
-	const auto t2 = q.make_thunk<callback, &value::get>(&v);
-	CHECK(reinterpret_cast<const void*>(t2) == reinterpret_cast<const void*>(t));
-	q.mark_executable();
-	CHECK(t2(nullptr, 5) == 6);
+	CHECK(h.statistics().cached_pages == 0);
+	CHECK(h.statistics().committed_bytes == 0);
+}
+
+TEST_CASE("fault::a cached page is reused without a system call: a steady state costs two protection changes per page",
+          "[fault][cache]")
+{
+	const fault_scope scope;
+	faulty_heap h;
+	value v{1};
+	{
+		member_thunk::page warm_up = h.allocate_page();
+	}
+	const auto calls = os_faults::calls;
+	constexpr std::size_t cycles = 100;
+	for (std::size_t i = 0; i < cycles; ++i)
+	{
+		member_thunk::page p = h.allocate_page();
+		const auto t = p.make_thunk<callback, &value::get>(&v);
+		p.mark_executable();
+		REQUIRE(t(nullptr, static_cast<long>(i)) == static_cast<long>(i) + 1);
+	}
+	const auto count = [&](os_call c) { return os_faults::count(c) - calls.at(static_cast<std::size_t>(c)); };
+	CHECK(count(os_call::make_executable) == cycles); // sealing
+	CHECK(count(os_call::commit) == cycles);          // back to read-write and traps when freed
+	CHECK(count(os_call::decommit) == 0);
+	CHECK(count(os_call::reserve) == 0);
+	CHECK(count(os_call::release) == 0);
+	CHECK(h.statistics().cached_pages == 1);
+}
+
+TEST_CASE("fault::compact decommits the cached pages of regions it keeps, and reports and retries a refused one",
+          "[fault][cache]")
+{
+	const fault_scope scope;
+	faulty_heap h;
+	value v{1};
+	const member_thunk::page kept = h.allocate_page(); // keeps the region
+	void* cached = nullptr;
+	{
+		member_thunk::page p = h.allocate_page();
+		cached = reinterpret_cast<void*>(p.make_thunk<callback, &value::get>(&v));
+	}
+	REQUIRE(h.statistics().cached_pages == 1);
+	os_faults::fail_next(os_call::decommit);
+	const auto error = os_error_from([&] { h.compact(); });
+	REQUIRE(error);
+	CHECK_THAT(error->what(),
+	           Catch::Contains("could not decommit a cached page") && Catch::Contains("injected decommit failed"));
+	CHECK(error->code().value() == ENOMEM);
+	CHECK(h.statistics().cached_pages == 1);
+	CHECK(test::revocation_of(cached) == "cached");
+	CHECK(h.is_valid());
+	h.compact();
+	CHECK(h.statistics().cached_pages == 0);
+	CHECK(h.statistics().regions == 1);
+	CHECK(h.statistics().committed_bytes == page_size);
+	CHECK(test::revocation_of(cached) == "decommitted");
+	CHECK(h.is_valid());
 }
 
 TEST_CASE("fault::sealing registers the thunk entries, and freeing withdraws exactly those", "[fault]")

@@ -26,7 +26,7 @@ TEST_CASE("os::reserve, commit, make_executable, decommit, release", "[os]")
 {
 	const std::size_t page = os::page_size();
 	void* base = nullptr;
-	REQUIRE(os::reserve(os::region_size(), base).ok());
+	REQUIRE(os::reserve(os::region_size(), nullptr, base).ok());
 	REQUIRE(base != nullptr);
 	auto* const bytes = static_cast<unsigned char*>(base);
 	CHECK(reinterpret_cast<std::uintptr_t>(base) % page == 0);
@@ -59,7 +59,7 @@ TEST_CASE("os::failures report the call and errno", "[os]")
 {
 	// An unaligned address makes mprotect fail with EINVAL.
 	void* base = nullptr;
-	REQUIRE(os::reserve(os::region_size(), base).ok());
+	REQUIRE(os::reserve(os::region_size(), nullptr, base).ok());
 	const auto status = os::commit(static_cast<char*>(base) + 1, os::page_size());
 	CHECK_FALSE(status.ok());
 	CHECK(status.error.value() == EINVAL);

@@ -4,6 +4,7 @@
 
 #include "support/child.hpp"
 #include "support/maps.hpp"
+#include "support/revoked.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -89,7 +90,7 @@ TEST_CASE("page::throws page_executable after mark_executable, which is idempote
 	CHECK(t(nullptr, 2) == 3);
 }
 
-TEST_CASE("page::W^X at every step: rw- while writing, r-x once sealed, --- once freed", "[page][wx]")
+TEST_CASE("page::W^X at every step: rw- while writing, r-x once sealed, revoked once freed", "[page][wx]")
 {
 	REQUIRE(test::writable_executable_mappings().empty());
 	callback t = nullptr;
@@ -104,8 +105,8 @@ TEST_CASE("page::W^X at every step: rw- while writing, r-x once sealed, --- once
 		CHECK(test::writable_executable_mappings().empty());
 		CHECK(t(nullptr, 5) == 5);
 	}
-	// Freed: the page is decommitted (inaccessible) within its still-reserved region.
-	CHECK(test::protection_of(code_of(t)) == "---");
+	// Freed: never executable again, kept read-write and trap-filled for reuse (or decommitted).
+	CHECK(test::revocation_of(code_of(t)) == "cached");
 	CHECK(test::writable_executable_mappings().empty());
 }
 
@@ -151,7 +152,7 @@ TEST_CASE("page::moving keeps the thunks, and move assignment frees the old page
 	other.mark_executable();
 	CHECK(tb(nullptr, 1) == 21);
 	other = std::move(moved); // the page holding tb is freed here
-	CHECK(test::protection_of(code_of(tb)) == "---");
+	CHECK(test::is_revoked(code_of(tb)));
 	CHECK(other.executable());
 	CHECK(ta(nullptr, 2) == 12);
 
@@ -190,4 +191,27 @@ TEST_CASE("page::a call before mark_executable faults (the page is not executabl
 	});
 	CHECK(result.signaled);
 	CHECK(result.signal == SIGSEGV);
+}
+
+TEST_CASE("page::thunks jump directly to their targets: the heap reserves its regions near the code", "[page][direct]")
+{
+	adder a{1};
+	member_thunk::page p = member_thunk::allocate_page();
+	const auto compile_time = p.make_thunk<callback, &adder::add>(&a);
+	const auto run_time = p.make_thunk<callback>(&a, &adder::add);
+	auto lambda = [](int x) { return x; };
+	const auto callable = p.make_thunk<callback>(lambda);
+	p.mark_executable();
+	for (const auto thunk : {compile_time, run_time, callable})
+	{
+		const std::byte* const code = code_of(thunk);
+#if defined(MEMBER_THUNK_ARCH_X86_64)
+		CHECK(code[14] == std::byte{0xE9}); // jmp rel32, not movabs r11 + jmp r11
+#elif defined(MEMBER_THUNK_ARCH_AARCH64)
+		CHECK((code[11] & std::byte{0xFC}) == std::byte{0x14}); // b imm26, not ldr x16 + br x16
+#endif
+	}
+	CHECK(compile_time(nullptr, 2) == 3);
+	CHECK(run_time(nullptr, 2) == 3);
+	CHECK(callable(nullptr, 2) == 2);
 }

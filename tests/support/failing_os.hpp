@@ -82,9 +82,14 @@ namespace test
 		static std::size_t page_size() noexcept { return native::page_size(); }
 		static std::size_t region_size() noexcept { return native::region_size(); }
 
-		static result reserve(std::size_t size, void*& out) noexcept
+		static result reserve(std::size_t size, void* hint, void*& out) noexcept
 		{
-			return os_faults::should_fail(os_call::reserve) ? injected("injected reserve") : native::reserve(size, out);
+			if (os_faults::should_fail(os_call::reserve))
+				return injected("injected reserve");
+			const auto status = native::reserve(size, hint, out);
+			if (status.ok())
+				os_faults::reservations.emplace(reinterpret_cast<std::uintptr_t>(out), size);
+			return status;
 		}
 		static result commit(void* p, std::size_t n) noexcept
 		{

@@ -7,6 +7,9 @@
 //   MEMBER_THUNK_DEBUG                1: check the heap and region invariants at entry and exit of every mutating
 //                                     call (terminates with a message on corruption); 0: do not. Defaults to 1
 //                                     unless NDEBUG is defined. It never changes the layout of any class.
+//   MEMBER_THUNK_PAGE_CACHE           how many freed pages each heap keeps committed (read-write, trap-filled, never
+//                                     executable) for reuse by the next allocate_page(); compact() decommits them.
+//                                     Default 16; 0 decommits every freed page at once.
 #pragma once
 
 #include <cstdio>
@@ -20,6 +23,13 @@
 #if MEMBER_THUNK_DEFAULT_HEAP_SAFETY < 1 || MEMBER_THUNK_DEFAULT_HEAP_SAFETY > 3
 #error \
     "MEMBER_THUNK_DEFAULT_HEAP_SAFETY must be 1 (single-threaded heap), 2 (thread-local heaps) or 3 (thread-safe heap)"
+#endif
+
+#ifndef MEMBER_THUNK_PAGE_CACHE
+#define MEMBER_THUNK_PAGE_CACHE 16
+#endif
+#if MEMBER_THUNK_PAGE_CACHE < 0
+#error "MEMBER_THUNK_PAGE_CACHE must be 0 (decommit every freed page) or a positive number of pages"
 #endif
 
 #ifndef MEMBER_THUNK_DEBUG

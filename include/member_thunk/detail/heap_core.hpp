@@ -6,6 +6,15 @@
 //   the regions form one well-linked list (r.next->prev == r) of exactly h.region_count_ elements
 //   every region is valid, owned by h's owner, and overlaps no other region
 //   h.live_pages_ == Σ popcount(r.used)
+//   h.cached_pages_ == Σ popcount(r.committed & ~r.used)   free pages kept read-write and trap-filled for reuse
+//
+// Page cache: a freed page is normally kept committed, read-write and filled with traps (never executable), up to
+// MEMBER_THUNK_PAGE_CACHE pages per heap, so that a steady state of allocating, sealing and freeing pages costs two
+// protection changes per page and no mapping change; the next allocate_page() takes it (refilling the traps), and
+// compact() decommits what is left. Beyond the limit, or with MEMBER_THUNK_PAGE_CACHE=0, a freed page is decommitted.
+//
+// Placement: regions are reserved near the library's code when the address space allows it, so that the encoder
+// can use its direct jump (encoder::direct_reach); the choice between direct and absolute jump is made per thunk.
 #pragma once
 
 #include "../exception.hpp"
@@ -17,7 +26,10 @@
 
 #include <gsl/pointers>
 
+#include <array>
+#include <bit>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -30,6 +42,7 @@ namespace member_thunk
 		std::size_t reserved_bytes = 0;  ///< address space reserved
 		std::size_t committed_bytes = 0; ///< memory committed (live pages and free pages kept for reuse)
 		std::size_t live_pages = 0;      ///< pages held by page handles
+		std::size_t cached_pages = 0;    ///< free pages kept committed (read-write, trap-filled) for reuse
 	};
 
 	namespace detail
@@ -85,25 +98,36 @@ namespace member_thunk
 				}
 			}
 
-			/// Takes a free page (reserving a region if none has one), commits it read-write and fills it with traps.
-			/// Throws os_error or std::bad_alloc; the heap is unchanged but for a new empty region (compact() frees
-			/// it).
+			/// Takes a free page: a cached one if there is one (no system call), else a decommitted one (reserving a
+			/// region if none has one), committed read-write. Either way the page is filled with traps. Throws
+			/// os_error or std::bad_alloc; the heap is unchanged but for a new empty region (compact() frees it).
 			[[nodiscard]] page allocate(page_owner& owner)
 			{
-				region* r = head_;
-				while (r != nullptr && !r->has_free_page())
-					r = r->next;
-				if (r == nullptr)
-					r = &add_region(owner);
-				const std::size_t index = r->first_free_page();
-				std::byte* const address = r->page_at(index);
-				if ((r->committed & region::bit(index)) == 0)
+				region* r = nullptr;
+				std::size_t index = 0;
+				if (cached_pages_ != 0)
 				{
-					if (const auto status = Os::commit(address, r->page_size); !status.ok())
+					r = head_;
+					while (r->cached() == 0)
+						r = r->next; // cached_pages_ != 0: some region has one
+					index = static_cast<std::size_t>(std::countr_zero(r->cached()));
+					--cached_pages_;
+				}
+				else
+				{
+					r = head_;
+					while (r != nullptr && !r->has_free_page())
+						r = r->next;
+					if (r == nullptr)
+						r = &add_region(owner);
+					index = r->first_free_page();
+					if (const auto status = Os::commit(r->page_at(index), r->page_size); !status.ok())
 						throw_os_error("commit a page for thunks", status);
-					encoder::fill_traps(std::span<std::byte>(address, r->page_size));
 					r->committed |= region::bit(index);
 				}
+				std::byte* const address = r->page_at(index);
+				// Also over a cached page: whatever was written to it since it was freed never becomes executable.
+				encoder::fill_traps(std::span<std::byte>(address, r->page_size));
 				r->used |= region::bit(index);
 				++live_pages_;
 				// Most recently used region first: the next allocation finds a free page at once.
@@ -115,9 +139,10 @@ namespace member_thunk
 				return page_access::make(*r, address);
 			}
 
-			/// Revokes a page: its call targets are withdrawn and its memory decommitted, so a stale call faults. If
-			/// the OS refuses to decommit, the page is made read-write (never executable) and trap-filled, and kept
-			/// committed for reuse; if that fails too, nothing safe remains and the process ends.
+			/// Revokes a page: its call targets are withdrawn and it stops being executable at once, so a stale call
+			/// faults. It is made read-write and trap-filled and kept for reuse while the cache has room, else
+			/// decommitted; if the OS refuses one, the other is tried; if both fail, nothing safe remains and the
+			/// process ends.
 			void release(region& r, std::byte* address, std::size_t sealed_thunks) noexcept
 			{
 				const std::size_t index = r.index_of(address);
@@ -128,34 +153,66 @@ namespace member_thunk
 				if (sealed_thunks != 0)
 					static_cast<void>(
 					    Os::set_call_targets(address, r.page_size, sealed_thunks, encoder::slot_size, false));
-				if (Os::decommit(address, r.page_size).ok())
-					r.committed &= ~region::bit(index);
-				else if (Os::commit(address, r.page_size).ok())
+				const auto keep = [&] {
+					if (!Os::commit(address, r.page_size).ok())
+						return false;
 					encoder::fill_traps(std::span<std::byte>(address, r.page_size));
-				else
+					++cached_pages_;
+					return true;
+				};
+				const auto drop = [&] {
+					if (!Os::decommit(address, r.page_size).ok())
+						return false;
+					r.committed &= ~region::bit(index);
+					return true;
+				};
+				const bool revoked = cached_pages_ < page_cache_limit ? keep() || drop() : drop() || keep();
+				if (!revoked)
 					fail_fast("a freed page could not be revoked: the OS refused both to decommit it and to make it "
 					          "non-executable, so its thunks would stay callable");
 				r.used &= ~region::bit(index);
 				--live_pages_;
 			}
 
-			/// Releases every region with no live page. Throws os_error (after trying them all) if the OS refused
-			/// to release one; that region stays, empty, and the next compact() tries again.
+			/// Releases every region with no live page and decommits the cached pages of the others. Throws os_error
+			/// (after trying them all) if the OS refused one; what it refused stays as it was (empty region, cached
+			/// page), and the next compact() tries again.
 			void compact()
 			{
 				os::result first_failure{};
+				const char* doing = nullptr;
 				for (region* r = head_; r != nullptr;)
 				{
 					region* const next = r->next;
 					if (r->empty())
 					{
 						if (const auto status = release_region(*r); !status.ok() && first_failure.ok())
+						{
 							first_failure = status;
+							doing = "release an empty region";
+						}
+					}
+					else
+					{
+						for (std::uint64_t cached = r->cached(); cached != 0; cached &= cached - 1)
+						{
+							const auto index = static_cast<std::size_t>(std::countr_zero(cached));
+							if (const auto status = Os::decommit(r->page_at(index), r->page_size); status.ok())
+							{
+								r->committed &= ~region::bit(index);
+								--cached_pages_;
+							}
+							else if (first_failure.ok())
+							{
+								first_failure = status;
+								doing = "decommit a cached page";
+							}
+						}
 					}
 					r = next;
 				}
 				if (!first_failure.ok())
-					throw_os_error("release an empty region", first_failure);
+					throw_os_error(doing, first_failure);
 			}
 
 			/// Releases `r` if no page of it is alive (for the orphanage, which keeps nothing it does not need).
@@ -180,9 +237,11 @@ namespace member_thunk
 					}
 					unlink(r);
 					live_pages_ -= r.live_pages();
+					cached_pages_ -= r.cached_pages();
 					r.owner.store(&new_owner, std::memory_order_release);
 					to.push_front(r);
 					to.live_pages_ += r.live_pages();
+					to.cached_pages_ += r.cached_pages();
 				}
 			}
 
@@ -214,6 +273,7 @@ namespace member_thunk
 			{
 				std::size_t count = 0;
 				std::size_t live = 0;
+				std::size_t cached = 0;
 				const region* prev = nullptr;
 				for (const region* r = head_; r != nullptr; prev = r, r = r->next)
 				{
@@ -224,8 +284,9 @@ namespace member_thunk
 						if (r->base < other->base + other->size_bytes() && other->base < r->base + r->size_bytes())
 							return false;
 					live += r->live_pages();
+					cached += r->cached_pages();
 				}
-				return count == region_count_ && live == live_pages_;
+				return count == region_count_ && live == live_pages_ && cached == cached_pages_;
 			}
 
 			[[nodiscard]] std::size_t live_pages() const noexcept { return live_pages_; }
@@ -234,6 +295,7 @@ namespace member_thunk
 			{
 				heap_statistics s;
 				s.live_pages = live_pages_;
+				s.cached_pages = cached_pages_;
 				for (const region* r = head_; r != nullptr; r = r->next)
 				{
 					++s.regions;
@@ -247,15 +309,57 @@ namespace member_thunk
 			region& add_region(page_owner& owner)
 			{
 				auto r = std::make_unique<region>();
-				void* base = nullptr;
-				if (const auto status = Os::reserve(Os::region_size(), base); !status.ok())
-					throw_os_error("reserve address space for thunks", status);
-				r->base = static_cast<std::byte*>(base);
+				r->base = reserve_region();
 				r->page_size = Os::page_size();
 				r->page_count = Os::region_size() / r->page_size;
 				r->owner.store(&owner, std::memory_order_relaxed);
 				push_front(*r);
 				return *r.release();
+			}
+
+			/// An address in the code that includes this heap, which is where the trampolines thunks jump to are.
+			static void code_anchor() noexcept {}
+
+			/// Whether every slot of [base, base + size) can reach `code` (and code near it) with a direct jump.
+			[[nodiscard]] static bool within_reach(std::uintptr_t base, std::size_t size, std::uintptr_t code) noexcept
+			{
+				const auto distance = [code](std::uintptr_t at) { return at > code ? at - code : code - at; };
+				return base + size > base && distance(base) <= encoder::direct_reach &&
+				       distance(base + size) <= encoder::direct_reach;
+			}
+
+			/// Reserves a region, near the code when the address space allows it (below it first: above a program
+			/// lies its break heap). A hint is only a wish: the OS places the reservation elsewhere if the range is
+			/// taken, and then the next hint is tried; the last reservation is kept wherever it is (its thunks use the
+			/// absolute jump).
+			std::byte* reserve_region()
+			{
+				const std::size_t size = Os::region_size();
+				const auto code = reinterpret_cast<std::uintptr_t>(&code_anchor);
+				const auto aligned = [size](std::uintptr_t address) { return address - address % size; };
+				const std::uintptr_t reach = encoder::direct_reach;
+				std::array<std::uintptr_t, 4> hints{};
+				std::size_t count = 0;
+				if (last_near_ > size && within_reach(last_near_ - size, size, code))
+					hints[count++] = last_near_ - size; // grow down from the last region placed near the code
+				for (const std::uintptr_t below : {reach / 2, reach / 4, reach - reach / 4})
+					if (code > below + size)
+						hints[count++] = aligned(code - below);
+				if (count == 0)
+					hints[count++] = 0; // nowhere to aim: anywhere
+				for (std::size_t i = 0;; ++i)
+				{
+					void* base = nullptr;
+					if (const auto status = Os::reserve(size, reinterpret_cast<void*>(hints[i]), base); !status.ok())
+						throw_os_error("reserve address space for thunks", status);
+					const auto at = reinterpret_cast<std::uintptr_t>(base);
+					const bool near = within_reach(at, size, code);
+					if (near)
+						last_near_ = at;
+					// A reservation out of reach that cannot be given back is kept rather than leaked.
+					if (near || i + 1 == count || !Os::release(base, size).ok())
+						return static_cast<std::byte*>(base);
+				}
 			}
 
 			os::result release_region(region& r) noexcept
@@ -264,6 +368,7 @@ namespace member_thunk
 				auto status = Os::release(r.base, r.size_bytes());
 				if (status.ok())
 				{
+					cached_pages_ -= r.cached_pages();
 					unlink(r);
 					delete &r;
 				}
@@ -292,9 +397,13 @@ namespace member_thunk
 				--region_count_;
 			}
 
+			static constexpr std::size_t page_cache_limit = MEMBER_THUNK_PAGE_CACHE;
+
 			gsl::owner<region*> head_ = nullptr;
 			std::size_t region_count_ = 0;
 			std::size_t live_pages_ = 0;
+			std::size_t cached_pages_ = 0;
+			std::uintptr_t last_near_ = 0; // base of the last region reserved within reach of the code
 		};
 	} // namespace detail
 } // namespace member_thunk

@@ -69,6 +69,12 @@ namespace member_thunk::detail
 		[[nodiscard]] bool has_free_page() const noexcept { return (used & all_pages()) != all_pages(); }
 		[[nodiscard]] bool empty() const noexcept { return used == 0; }
 		[[nodiscard]] std::size_t live_pages() const noexcept { return static_cast<std::size_t>(std::popcount(used)); }
+		/// Free pages kept committed (read-write, trap-filled) for reuse.
+		[[nodiscard]] std::uint64_t cached() const noexcept { return committed & ~used; }
+		[[nodiscard]] std::size_t cached_pages() const noexcept
+		{
+			return static_cast<std::size_t>(std::popcount(cached()));
+		}
 		[[nodiscard]] std::size_t size_bytes() const noexcept { return page_size * page_count; }
 
 		[[nodiscard]] std::size_t first_free_page() const noexcept

@@ -1,7 +1,18 @@
 // member_thunk: AArch64 thunk encoder (AAPCS64: Linux, macOS, Windows). A pure byte emitter that compiles and runs on
 // any host, so its golden-byte tests do too.
 //
-// Layout of one 32-byte slot (instructions little-endian):
+// The branch is chosen per thunk: a direct `b` when the target lies within ±128 MiB of it (the heap reserves its
+// regions near the code to make that the usual case), else an indirect `br x16`. Layout of one 32-byte slot
+// (instructions little-endian), direct form:
+//
+//   0  d503245f   bti c              BTI landing pad for an indirect call (needed on PROT_BTI pages)
+//   4  58000060   ldr x0, [pc+12]    first argument <- bound (literal at offset 16)
+//   8  14xxxxxx   b target           a direct branch: no register, and no landing pad needed at the target
+//  12  d43e0000   brk #0xf000
+//  16  <bound, 8 bytes>
+//  24  d43e0000 d43e0000 (brk)
+//
+// Indirect form:
 //
 //   0  d503245f   bti c              BTI landing pad for an indirect call (needed on PROT_BTI pages)
 //   4  58000060   ldr x0, [pc+12]    first argument <- bound (literal at offset 16)
@@ -31,6 +42,20 @@ namespace member_thunk::detail::arch
 		static constexpr std::uint32_t ldr_x16_literal_24 = 0x58000090U; // ldr x16, #16 (from offset 8)
 		static constexpr std::uint32_t br_x16 = 0xD61F0200U;
 		static constexpr std::uint32_t brk_f000 = 0xD43E0000U;
+		static constexpr std::uint32_t b = 0x14000000U; // b <imm26 words>, relative to the branch itself
+
+		/// Offset of the direct branch, from which its displacement counts.
+		static constexpr std::uint64_t direct_branch_at = 8;
+		/// How far from a thunk its target may lie for the direct form to be usable everywhere in a region: `b`
+		/// reaches ±128 MiB, less a margin for the region's size.
+		static constexpr std::uint64_t direct_reach = (std::uint64_t{1} << 27) - (std::uint64_t{1} << 24);
+
+		/// Whether a thunk in the slot at `slot_address` can reach `target` with the direct branch.
+		[[nodiscard]] static constexpr bool reaches_directly(std::uint64_t slot_address, std::uint64_t target) noexcept
+		{
+			const std::uint64_t displacement = target - (slot_address + direct_branch_at);
+			return displacement % 4 == 0 && displacement + (std::uint64_t{1} << 27) < (std::uint64_t{1} << 28);
+		}
 
 		/// Fills `code` with trap instructions; its size must be a multiple of 4 (any trailing bytes are left).
 		static constexpr void fill_traps(std::span<std::byte> code) noexcept
@@ -39,11 +64,23 @@ namespace member_thunk::detail::arch
 				put_u32(code, at, brk_f000);
 		}
 
-		/// Writes a thunk that sets x0 to `bound` and branches to `target`. `slot_address` is part of the encoder
-		/// interface for PC-relative encodings; this literal-pool encoding does not need it.
+		/// Writes a thunk that sets x0 to `bound` and branches to `target`; `slot_address` is where the slot will
+		/// execute, which decides between the direct and the indirect branch.
 		static constexpr void encode(std::span<std::byte, slot_size> slot, std::uint64_t bound, std::uint64_t target,
-		                             [[maybe_unused]] std::uint64_t slot_address) noexcept
+		                             std::uint64_t slot_address) noexcept
 		{
+			if (reaches_directly(slot_address, target))
+			{
+				const std::uint64_t words = (target - (slot_address + direct_branch_at)) / 4;
+				put_u32(slot, 0, bti_c);
+				put_u32(slot, 4, ldr_x0_literal_16);
+				put_u32(slot, 8, b | static_cast<std::uint32_t>(words & 0x3FFFFFFU));
+				put_u32(slot, 12, brk_f000);
+				put_u64(slot, 16, bound);
+				put_u32(slot, 24, brk_f000);
+				put_u32(slot, 28, brk_f000);
+				return;
+			}
 			put_u32(slot, 0, bti_c);
 			put_u32(slot, 4, ldr_x0_literal_16);
 			put_u32(slot, 8, ldr_x16_literal_24);

@@ -26,8 +26,14 @@ namespace member_thunk::detail::arch
 		{
 			E::trap_granule
 			} -> std::convertible_to<std::size_t>;
+		{
+			E::direct_reach
+			} -> std::convertible_to<std::uint64_t>;
 		E::encode(slot, value, value, value);
 		E::fill_traps(code);
+		{
+			E::reaches_directly(value, value)
+			} -> std::same_as<bool>;
 	}
 	&&(E::slot_size % E::trap_granule == 0) && (E::slot_alignment >= 16);
 

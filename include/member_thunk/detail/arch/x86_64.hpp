@@ -2,7 +2,17 @@
 // host, so their golden-byte tests do too.
 //
 // A thunk replaces the callback's first argument with a bound pointer and jumps to the target (ABI doc, "What a
-// thunk may do"). Layout of one 32-byte slot:
+// thunk may do"). The jump is chosen per thunk: a direct `jmp rel32` when the target lies within ±2 GiB of the
+// thunk (the heap reserves its regions near the code to make that the usual case), else an absolute jump through
+// r11. Layout of one 32-byte slot, direct form:
+//
+//   0  f3 0f 1e fa           endbr64            CET IBT landing pad: the thunk is reached by an indirect call
+//   4  48 bf|b9 <imm64>      movabs rdi|rcx, bound      first integer argument: rdi (System V), rcx (Windows x64)
+//  14  e9 <rel32>            jmp target         relative to the end of this instruction (offset 19); a direct
+//                                               jump needs no landing pad at the target and no scratch register
+//  19  cc ...                int3 padding       a stray jump into the tail traps
+//
+// Absolute form:
 //
 //   0  f3 0f 1e fa           endbr64            CET IBT landing pad: the thunk is reached by an indirect call
 //   4  48 bf|b9 <imm64>      movabs rdi|rcx, bound      first integer argument: rdi (System V), rcx (Windows x64)
@@ -29,6 +39,7 @@ namespace member_thunk::detail::arch
 		inline constexpr std::array<std::byte, 2> movabs_rcx{std::byte{0x48}, std::byte{0xB9}};
 		inline constexpr std::array<std::byte, 2> movabs_r11{std::byte{0x49}, std::byte{0xBB}};
 		inline constexpr std::array<std::byte, 3> jmp_r11{std::byte{0x41}, std::byte{0xFF}, std::byte{0xE3}};
+		inline constexpr std::byte jmp_rel32{0xE9};
 	} // namespace x86_64_bytes
 
 	/// Emits x86-64 thunks whose first argument register is given by the two-byte `movabs` opcode.
@@ -39,6 +50,21 @@ namespace member_thunk::detail::arch
 		static constexpr std::size_t slot_alignment = 32;
 		static constexpr std::size_t trap_granule = 1; // traps can fill any number of bytes
 
+		/// Offset of the end of the direct jump, from which its displacement counts.
+		static constexpr std::uint64_t direct_jump_end = 19;
+		/// How far from a thunk its target may lie for the direct form to be usable everywhere in a region: a
+		/// rel32 displacement reaches ±2 GiB, less a margin for the offset of the jump and the region's size.
+		static constexpr std::uint64_t direct_reach = (std::uint64_t{1} << 31) - (std::uint64_t{1} << 24);
+
+		/// Whether a thunk in the slot at `slot_address` can reach `target` with the direct jump.
+		[[nodiscard]] static constexpr bool reaches_directly(std::uint64_t slot_address, std::uint64_t target) noexcept
+		{
+			const std::uint64_t from = slot_address + direct_jump_end;
+			// The displacement as a two's-complement 64-bit difference must fit in a signed 32-bit field.
+			const std::uint64_t displacement = target - from;
+			return displacement + (std::uint64_t{1} << 31) < (std::uint64_t{1} << 32);
+		}
+
 		/// Fills `code` with trap instructions (int3).
 		static constexpr void fill_traps(std::span<std::byte> code) noexcept
 		{
@@ -46,10 +72,10 @@ namespace member_thunk::detail::arch
 				b = x86_64_bytes::trap;
 		}
 
-		/// Writes a thunk that sets the first argument to `bound` and jumps to `target`. `slot_address` is where the
-		/// slot will execute (unused by this absolute encoding, part of the encoder interface for relative ones).
+		/// Writes a thunk that sets the first argument to `bound` and jumps to `target`; `slot_address` is where the
+		/// slot will execute, which decides between the direct and the absolute jump.
 		static constexpr void encode(std::span<std::byte, slot_size> slot, std::uint64_t bound, std::uint64_t target,
-		                             [[maybe_unused]] std::uint64_t slot_address) noexcept
+		                             std::uint64_t slot_address) noexcept
 		{
 			std::size_t at = 0;
 			const auto put = [&](const auto& bytes) {
@@ -63,9 +89,19 @@ namespace member_thunk::detail::arch
 			put(x86_64_bytes::endbr64);
 			put(MovFirstArgument);
 			put_u64(bound);
-			put(x86_64_bytes::movabs_r11);
-			put_u64(target);
-			put(x86_64_bytes::jmp_r11);
+			if (reaches_directly(slot_address, target))
+			{
+				slot[at++] = x86_64_bytes::jmp_rel32;
+				const auto displacement = static_cast<std::uint32_t>(target - (slot_address + direct_jump_end));
+				for (int i = 0; i < 4; ++i)
+					slot[at++] = static_cast<std::byte>((displacement >> (8 * i)) & 0xFFU);
+			}
+			else
+			{
+				put(x86_64_bytes::movabs_r11);
+				put_u64(target);
+				put(x86_64_bytes::jmp_r11);
+			}
 			fill_traps(slot.subspan(at));
 		}
 	};

@@ -34,9 +34,11 @@ namespace member_thunk::detail::os
 
 		[[nodiscard]] static std::size_t region_size() noexcept { return pages_per_region * page_size(); }
 
-		static result reserve(std::size_t size, void*& out) noexcept
+		/// Reserves inaccessible address space, at `hint` if that range is free (a hint only: without MAP_FIXED the
+		/// kernel never replaces an existing mapping and places the reservation elsewhere instead).
+		static result reserve(std::size_t size, void* hint, void*& out) noexcept
 		{
-			void* const address = ::mmap(nullptr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | map_noreserve, -1, 0);
+			void* const address = ::mmap(hint, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | map_noreserve, -1, 0);
 			if (address == MAP_FAILED)
 				return last_error("mmap(PROT_NONE)");
 			out = address;

@@ -27,7 +27,8 @@ namespace member_thunk::detail::os
 
 	/// The OS contract (one back end per OS family, a class of static functions). All sizes and addresses are
 	/// multiples of page_size(); a reservation is region_size() bytes and aligned to it or to the OS granularity.
-	///  - reserve:         address space, inaccessible, not executable, no memory committed.
+	///  - reserve(size, hint, out): address space, inaccessible, not executable, no memory committed; at `hint`
+	///                    if that range is free, else anywhere (hint may be null).
 	///  - commit:          pages become readable and writable (never executable).
 	///  - make_executable: pages become readable and executable, never writable (PROT_BTI where the CPU has BTI).
 	///  - flush_instruction_cache: after writing code, before running it.
@@ -47,7 +48,7 @@ namespace member_thunk::detail::os
 		}
 		noexcept->std::same_as<std::size_t>;
 		{
-			Os::reserve(size, out)
+			Os::reserve(size, address, out)
 		}
 		noexcept->std::same_as<result>;
 		{

@@ -27,9 +27,14 @@ namespace member_thunk::detail::os
 		/// One allocation-granularity unit (64 KiB on every current Windows), the smallest reservation Windows makes.
 		[[nodiscard]] static std::size_t region_size() noexcept { return info().granularity; }
 
-		static result reserve(std::size_t size, void*& out) noexcept
+		/// Reserves address space, at `hint` if that range is free, else anywhere (VirtualAlloc takes an address
+		/// as a demand, so a refused hint is retried without one).
+		static result reserve(std::size_t size, void* hint, void*& out) noexcept
 		{
-			void* const address = ::VirtualAlloc(nullptr, size, MEM_RESERVE, PAGE_EXECUTE_READ | PAGE_TARGETS_INVALID);
+			constexpr DWORD protection = PAGE_EXECUTE_READ | PAGE_TARGETS_INVALID;
+			void* address = hint != nullptr ? ::VirtualAlloc(hint, size, MEM_RESERVE, protection) : nullptr;
+			if (address == nullptr)
+				address = ::VirtualAlloc(nullptr, size, MEM_RESERVE, protection);
 			if (address == nullptr)
 				return last_error("VirtualAlloc(MEM_RESERVE, PAGE_EXECUTE_READ|PAGE_TARGETS_INVALID)");
 			out = address;
