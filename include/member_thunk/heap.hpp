@@ -92,9 +92,10 @@ namespace member_thunk
 
 		void release_page(detail::region& r, std::byte* address, std::size_t sealed_thunks) noexcept override
 		{
+			const bool committed = detail::heap_core<Os>::revoke(address, sealed_thunks);
 			const std::lock_guard guard(lock_); // a lock that throws here ends the process: no way to report
 			check();
-			core_.release(r, address, sealed_thunks);
+			core_.release(r, address, committed);
 			check();
 		}
 

@@ -8,10 +8,11 @@
 //   h.live_pages_ == Σ popcount(r.used)
 //   h.cached_pages_ == Σ popcount(r.committed & ~r.used)   free pages kept read-write and trap-filled for reuse
 //
-// Page cache: a freed page is normally kept committed, read-write and filled with traps (never executable), up to
-// MEMBER_THUNK_PAGE_CACHE pages per heap, so that a steady state of allocating, sealing and freeing pages costs two
-// protection changes per page and no mapping change; the next allocate_page() takes it (refilling the traps), and
-// compact() decommits what is left. Beyond the limit, or with MEMBER_THUNK_PAGE_CACHE=0, a freed page is decommitted.
+// Page cache: a freed page is made read-write and filled with traps (never executable) before its heap is locked,
+// and kept committed, up to MEMBER_THUNK_PAGE_CACHE pages per heap, so that a steady state of allocating, sealing and
+// freeing pages costs two protection changes per page, none of them under the heap's lock, and no mapping change;
+// the next allocate_page() takes it (refilling the traps), and compact() decommits what is left. Beyond the limit
+// (or with MEMBER_THUNK_PAGE_CACHE=0) the freed page is then decommitted.
 //
 // Placement: regions are reserved near the library's code when the address space allows it, so that the encoder
 // can use its direct jump (encoder::direct_reach); the choice between direct and absolute jump is made per thunk.
@@ -140,36 +141,42 @@ namespace member_thunk
 			}
 
 			/// Revokes a page: its call targets are withdrawn and it stops being executable at once, so a stale call
-			/// faults. It is made read-write and trap-filled and kept for reuse while the cache has room, else
-			/// decommitted; if the OS refuses one, the other is tried; if both fail, nothing safe remains and the
-			/// process ends.
-			void release(region& r, std::byte* address, std::size_t sealed_thunks) noexcept
+			/// faults. It is made read-write and trap-filled (to be kept for reuse); if the OS refuses, it is
+			/// decommitted; if that fails too, nothing safe remains and the process ends. Needs no lock: the page is
+			/// still marked used, so nothing else touches it. Returns whether the page is still committed; pass that
+			/// to release().
+			[[nodiscard]] static bool revoke(std::byte* address, std::size_t sealed_thunks) noexcept
+			{
+				const std::size_t page_size = Os::page_size();
+				// A failure to withdraw CFG targets leaves them valid on an address that is no longer executable:
+				// weaker, not unsafe, and a destructor has nobody to tell.
+				if (sealed_thunks != 0)
+					static_cast<void>(
+					    Os::set_call_targets(address, page_size, sealed_thunks, encoder::slot_size, false));
+				if (Os::commit(address, page_size).ok())
+				{
+					encoder::fill_traps(std::span<std::byte>(address, page_size));
+					return true;
+				}
+				if (Os::decommit(address, page_size).ok())
+					return false;
+				fail_fast("a freed page could not be revoked: the OS refused both to make it non-executable and to "
+				          "decommit it, so its thunks would stay callable");
+			}
+
+			/// Returns a page revoked by revoke() to its region: kept in the cache while it has room, else
+			/// decommitted (if the OS refuses, it stays cached: read-write traps are safe, only over the limit).
+			void release(region& r, std::byte* address, bool committed) noexcept
 			{
 				const std::size_t index = r.index_of(address);
 				MEMBER_THUNK_INVARIANT(r.contains(address) && (r.used & region::bit(index)) != 0,
 				                       "a page was released that its region does not hold");
-				// A failure to withdraw CFG targets leaves them valid on an address that faults once decommitted:
-				// weaker, not unsafe, and a destructor has nobody to tell.
-				if (sealed_thunks != 0)
-					static_cast<void>(
-					    Os::set_call_targets(address, r.page_size, sealed_thunks, encoder::slot_size, false));
-				const auto keep = [&] {
-					if (!Os::commit(address, r.page_size).ok())
-						return false;
-					encoder::fill_traps(std::span<std::byte>(address, r.page_size));
+				if (committed && cached_pages_ >= page_cache_limit && Os::decommit(address, r.page_size).ok())
+					committed = false;
+				if (committed)
 					++cached_pages_;
-					return true;
-				};
-				const auto drop = [&] {
-					if (!Os::decommit(address, r.page_size).ok())
-						return false;
+				else
 					r.committed &= ~region::bit(index);
-					return true;
-				};
-				const bool revoked = cached_pages_ < page_cache_limit ? keep() || drop() : drop() || keep();
-				if (!revoked)
-					fail_fast("a freed page could not be revoked: the OS refused both to decommit it and to make it "
-					          "non-executable, so its thunks would stay callable");
 				r.used &= ~region::bit(index);
 				--live_pages_;
 			}

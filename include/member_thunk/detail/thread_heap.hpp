@@ -73,8 +73,9 @@ namespace member_thunk::detail
 
 		void release_page(region& r, std::byte* address, std::size_t sealed_thunks) noexcept override
 		{
+			const bool committed = heap_core<Os>::revoke(address, sealed_thunks);
 			const std::lock_guard guard(lock_);
-			core_.release(r, address, sealed_thunks);
+			core_.release(r, address, committed);
 			core_.release_if_empty(r);
 			MEMBER_THUNK_INVARIANT(core_.is_valid(*this), "the orphanage's regions are inconsistent");
 		}
@@ -128,8 +129,9 @@ namespace member_thunk::detail
 				fail_fast("a page of a thread-local default heap (MEMBER_THUNK_DEFAULT_HEAP_SAFETY 2) was destroyed "
 				          "on another thread while the thread that allocated it was still running; destroy pages on "
 				          "their own thread, or use MEMBER_THUNK_DEFAULT_HEAP_SAFETY 3");
+			const bool committed = heap_core<Os>::revoke(address, sealed_thunks);
 			check();
-			core_.release(r, address, sealed_thunks);
+			core_.release(r, address, committed);
 			check();
 		}
 
