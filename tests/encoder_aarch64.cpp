@@ -1,5 +1,6 @@
 // Golden-byte tests of the AArch64 encoder. They run on any host: the encoder is a pure byte emitter.
 #include <member_thunk/detail/arch/aarch64.hpp>
+#include <member_thunk/detail/arch/encoder.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -109,4 +110,22 @@ TEST_CASE("encoder_aarch64::the direct branch is used exactly up to the limits o
 	CHECK(word_at(slot, 8) == 0x58000090); // out of reach: ldr x16 + br x16
 	CHECK(word_at(slot, 12) == 0xD61F0200);
 	CHECK(dword_at(slot, 24) == max_forward + 4);
+}
+
+TEST_CASE("encoder_aarch64::jump_destination follows b, after an optional bti", "[encoder][aarch64][direct]")
+{
+	constexpr std::uint64_t at = 0x4000'1000;
+	const auto code = [](std::uint32_t first, std::uint32_t second) {
+		return [first, second](std::uint64_t a) {
+			const std::uint64_t offset = a - at;
+			const std::uint32_t word = offset < 4 ? first : second;
+			return static_cast<std::byte>((word >> (8 * (offset % 4))) & 0xFFU);
+		};
+	};
+	CHECK(aarch64_encoder::jump_destination(at, code(0x14000040, 0)) == at + 0x100);      // b +0x100
+	CHECK(aarch64_encoder::jump_destination(at, code(0xD503245F, 0x17FFFFFF)) == at);     // bti c; b -4
+	CHECK(aarch64_encoder::jump_destination(at, code(0xD503249F, 0x14000001)) == at + 8); // bti j; b +4
+	CHECK(aarch64_encoder::jump_destination(at, code(0xF9400000, 0x14000001)) == at);     // ldr; b: no
+	CHECK(aarch64_encoder::jump_destination(at, code(0x94000010, 0)) == at);              // bl: a call
+	CHECK(aarch64_encoder::jump_destination(at, code(aarch64_encoder::br_x16, 0)) == at); // indirect
 }

@@ -1,4 +1,5 @@
 // Golden-byte tests of the x86-64 encoders. They run on any host: the encoders are pure byte emitters.
+#include <member_thunk/detail/arch/encoder.hpp>
 #include <member_thunk/detail/arch/x86_64.hpp>
 
 #include <catch2/catch.hpp>
@@ -16,6 +17,15 @@ namespace
 	std::array<std::byte, 32> bytes(std::initializer_list<int> values)
 	{
 		std::array<std::byte, 32> out{};
+		std::size_t i = 0;
+		for (const int v : values)
+			out.at(i++) = static_cast<std::byte>(v);
+		return out;
+	}
+
+	std::array<std::byte, 16> bytes16(std::initializer_list<int> values)
+	{
+		std::array<std::byte, 16> out{};
 		std::size_t i = 0;
 		for (const int v : values)
 			out.at(i++) = static_cast<std::byte>(v);
@@ -165,4 +175,61 @@ TEST_CASE("encoder_x86_64::direct_reach leaves every slot of a region within rel
 	for (const std::uint64_t slot : {code - reach, code + reach - 32})
 		for (const std::uint64_t target : {code - margin + 64, code + margin - 64})
 			CHECK(x86_64_sysv_encoder::reaches_directly(slot, target));
+}
+
+namespace
+{
+	/// Code bytes at a fake address, for jump_destination.
+	struct code_at
+	{
+		std::uint64_t base;
+		std::array<std::byte, 16> bytes{};
+
+		constexpr std::byte operator()(std::uint64_t address) const { return bytes.at(address - base); }
+	};
+} // namespace
+
+TEST_CASE("encoder_x86_64::jump_destination follows jmp rel32 and jmp rel8, after an optional endbr64",
+          "[encoder][x86_64][direct]")
+{
+	constexpr std::uint64_t at = 0x4000'1000;
+	code_at plain{at};
+	plain.bytes = bytes16({0xE9, 0xFB, 0x00, 0x00, 0x00}); // jmp +0xFB: lands at at + 5 + 0xFB
+	CHECK(x86_64_sysv_encoder::jump_destination(at, plain) == at + 0x100);
+	code_at backwards{at};
+	backwards.bytes = bytes16({0xF3, 0x0F, 0x1E, 0xFA, 0xE9, 0xF7, 0xFF, 0xFF, 0xFF}); // endbr64; jmp -9
+	CHECK(x86_64_sysv_encoder::jump_destination(at, backwards) == at);
+	code_at short_jump{at};
+	short_jump.bytes = bytes16({0xEB, 0xFE}); // jmp -2: itself
+	CHECK(x86_64_sysv_encoder::jump_destination(at, short_jump) == at);
+	code_at short_forward{at};
+	short_forward.bytes = bytes16({0xF3, 0x0F, 0x1E, 0xFA, 0xEB, 0x10}); // endbr64; jmp +0x10
+	CHECK(x86_64_sysv_encoder::jump_destination(at, short_forward) == at + 4 + 2 + 0x10);
+}
+
+TEST_CASE("encoder_x86_64::jump_destination leaves anything else alone", "[encoder][x86_64][direct]")
+{
+	constexpr std::uint64_t at = 0x4000'1000;
+	code_at load_then_jump{at};
+	load_then_jump.bytes = bytes16({0x48, 0x8B, 0x3F, 0xE9, 0x00, 0x00, 0x00, 0x00}); // mov rdi, [rdi]; jmp
+	CHECK(x86_64_sysv_encoder::jump_destination(at, load_then_jump) == at);
+	code_at indirect{at};
+	indirect.bytes = bytes16({0x41, 0xFF, 0xE3}); // jmp r11
+	CHECK(x86_64_sysv_encoder::jump_destination(at, indirect) == at);
+	code_at partial_endbr{at};
+	partial_endbr.bytes = bytes16({0xF3, 0x0F, 0x1E, 0xFB, 0xE9, 0x10, 0x00, 0x00, 0x00}); // endbr32, not endbr64
+	CHECK(x86_64_sysv_encoder::jump_destination(at, partial_endbr) == at);
+}
+
+TEST_CASE("encoder_x86_64::follow_jumps follows a chain, at most four hops", "[encoder][x86_64][direct]")
+{
+	// Five consecutive `jmp +0` (E9 00 00 00 00): each lands on the next.
+	constexpr std::uint64_t at = 0x4000'1000;
+	const auto chain = [](std::uint64_t a) {
+		return (a - at) % 5 == 0 && a - at < 25 ? std::byte{0xE9} : std::byte{0x00};
+	};
+	CHECK(member_thunk::detail::arch::follow_jumps<x86_64_sysv_encoder>(at, chain) == at + 20);
+	code_at nothing{at};
+	nothing.bytes = bytes16({0xC3}); // ret
+	CHECK(member_thunk::detail::arch::follow_jumps<x86_64_sysv_encoder>(at, nothing) == at);
 }

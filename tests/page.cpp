@@ -215,3 +215,33 @@ TEST_CASE("page::thunks jump directly to their targets: the heap reserves its re
 	CHECK(run_time(nullptr, 2) == 3);
 	CHECK(callable(nullptr, 2) == 2);
 }
+
+TEST_CASE("page::a compile-time member thunk skips a trampoline that is one tail jump", "[page][direct]")
+{
+	// In an optimised build the compile-time trampoline is `jmp member` (see docs/performance.md), and the thunk
+	// jumps to the member itself. Whatever the build, the thunk aims where the trampoline's leading jumps lead.
+	using encoder = member_thunk::detail::arch::native_encoder;
+	adder a{1};
+	member_thunk::page p = member_thunk::allocate_page();
+	const auto t = p.make_thunk<callback, &adder::add>(&a);
+	p.mark_executable();
+	const auto trampoline = reinterpret_cast<std::uintptr_t>(
+	    &member_thunk::detail::trampolines<int, false,
+	                                       member_thunk::detail::type_list<int>>::member<adder, &adder::add>::call);
+	const auto read = [](std::uint64_t address) { return *reinterpret_cast<const std::byte*>(address); };
+	const std::uint64_t expected = member_thunk::detail::arch::follow_jumps<encoder>(trampoline, read);
+	// The thunk's own first jump (after its argument set-up) goes exactly there.
+	const auto thunk = reinterpret_cast<std::uintptr_t>(t);
+	std::uint64_t aimed = 0;
+#if defined(MEMBER_THUNK_ARCH_X86_64)
+	REQUIRE(read(thunk + 14) == std::byte{0xE9});
+	aimed = encoder::jump_destination(thunk + 14, read);
+#elif defined(MEMBER_THUNK_ARCH_AARCH64)
+	aimed = encoder::jump_destination(thunk + 8, read);
+#endif
+	CHECK(aimed == expected);
+#if defined(NDEBUG) && (defined(__GNUC__) || defined(__clang__))
+	CHECK(expected != trampoline); // optimised: the trampoline was a tail jump, and it was skipped
+#endif
+	CHECK(t(nullptr, 4) == 5);
+}

@@ -236,8 +236,13 @@ namespace member_thunk
 		Callback emit(const volatile void* bound, typename detail::callback_traits<Callback>::target target) noexcept
 		{
 			std::byte* const slot = address_ + code_slots_ * encoder::slot_size;
+			// A trampoline that is one tail jump (a compile-time member, usually) is skipped: the thunk jumps
+			// straight to where it goes. Reads the trampoline's own instructions, which are code of this program.
+			const std::uint64_t destination = detail::arch::follow_jumps<encoder>(
+			    reinterpret_cast<std::uintptr_t>(target),
+			    [](std::uint64_t address) { return *reinterpret_cast<const volatile std::byte*>(address); });
 			encoder::encode(std::span<std::byte, encoder::slot_size>(slot, encoder::slot_size),
-			                reinterpret_cast<std::uintptr_t>(bound), reinterpret_cast<std::uintptr_t>(target),
+			                reinterpret_cast<std::uintptr_t>(bound), destination,
 			                reinterpret_cast<std::uintptr_t>(slot));
 			++code_slots_;
 			return std::bit_cast<Callback>(slot);

@@ -38,6 +38,7 @@ namespace member_thunk::detail::arch
 		static constexpr std::size_t trap_granule = 4; // one instruction
 
 		static constexpr std::uint32_t bti_c = 0xD503245FU;
+		static constexpr std::uint32_t bti_j = 0xD503249FU;
 		static constexpr std::uint32_t ldr_x0_literal_16 = 0x58000060U;  // ldr x0, #12 (from offset 4)
 		static constexpr std::uint32_t ldr_x16_literal_24 = 0x58000090U; // ldr x16, #16 (from offset 8)
 		static constexpr std::uint32_t br_x16 = 0xD61F0200U;
@@ -62,6 +63,31 @@ namespace member_thunk::detail::arch
 		{
 			for (std::size_t at = 0; at + 4 <= code.size(); at += 4)
 				put_u32(code, at, brk_f000);
+		}
+
+		/// If the code at `address` starts with an unconditional direct branch (`b`, after an optional `bti c` or
+		/// `bti j`), where that branch goes; else `address`. `read(a)` returns the code byte at `a`; only the bytes
+		/// of the instructions decoded are read.
+		template<class Read>
+		[[nodiscard]] static constexpr std::uint64_t jump_destination(std::uint64_t address, Read read) noexcept
+		{
+			const auto word_at = [&](std::uint64_t a) {
+				std::uint32_t value = 0;
+				for (std::uint64_t i = 0; i < 4; ++i)
+					value |= static_cast<std::uint32_t>(read(a + i)) << (8 * i);
+				return value;
+			};
+			std::uint64_t at = address;
+			const std::uint32_t first = word_at(at);
+			if (first == bti_c || first == bti_j)
+				at += 4;
+			const std::uint32_t insn = word_at(at);
+			if ((insn & 0xFC00'0000U) != b)
+				return address;
+			const std::uint64_t words = insn & 0x03FF'FFFFU;
+			const std::uint64_t displacement =
+			    ((words & 0x0200'0000U) != 0 ? words | 0xFFFF'FFFF'FC00'0000U : words) * 4;
+			return at + displacement;
 		}
 
 		/// Writes a thunk that sets x0 to `bound` and branches to `target`; `slot_address` is where the slot will

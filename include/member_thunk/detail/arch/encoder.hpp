@@ -34,12 +34,32 @@ namespace member_thunk::detail::arch
 		{
 			E::reaches_directly(value, value)
 			} -> std::same_as<bool>;
+		{
+			E::jump_destination(value, [](std::uint64_t) { return std::byte{}; })
+			} -> std::same_as<std::uint64_t>;
 	}
 	&&(E::slot_size % E::trap_granule == 0) && (E::slot_alignment >= 16);
 
 	static_assert(encoder<x86_64_sysv_encoder>);
 	static_assert(encoder<x86_64_win64_encoder>);
 	static_assert(encoder<aarch64_encoder>);
+
+	/// Where a call to `address` really ends up: direct jumps at the start of the code are followed (at most
+	/// `max_hops` of them: compiled trampolines that are a single tail jump, incremental-linking stubs). A thunk
+	/// aimed at the result skips those jumps and behaves the same, since a jump changes no register and no stack.
+	template<encoder E, class Read>
+	[[nodiscard]] constexpr std::uint64_t follow_jumps(std::uint64_t address, Read read) noexcept
+	{
+		constexpr int max_hops = 4;
+		for (int hop = 0; hop < max_hops; ++hop)
+		{
+			const std::uint64_t next = E::jump_destination(address, read);
+			if (next == address)
+				break;
+			address = next;
+		}
+		return address;
+	}
 
 #if defined(MEMBER_THUNK_ARCH_X86_64) && defined(MEMBER_THUNK_OS_WINDOWS)
 	using native_encoder = x86_64_win64_encoder;

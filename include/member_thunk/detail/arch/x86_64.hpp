@@ -40,6 +40,7 @@ namespace member_thunk::detail::arch
 		inline constexpr std::array<std::byte, 2> movabs_r11{std::byte{0x49}, std::byte{0xBB}};
 		inline constexpr std::array<std::byte, 3> jmp_r11{std::byte{0x41}, std::byte{0xFF}, std::byte{0xE3}};
 		inline constexpr std::byte jmp_rel32{0xE9};
+		inline constexpr std::byte jmp_rel8{0xEB};
 	} // namespace x86_64_bytes
 
 	/// Emits x86-64 thunks whose first argument register is given by the two-byte `movabs` opcode.
@@ -70,6 +71,33 @@ namespace member_thunk::detail::arch
 		{
 			for (auto& b : code)
 				b = x86_64_bytes::trap;
+		}
+
+		/// If the code at `address` starts with an unconditional direct jump (`jmp rel32` or `jmp rel8`, after an
+		/// optional endbr64), where that jump goes; else `address`. `read(a)` returns the code byte at `a`; only
+		/// the bytes of the instructions decoded are read, so nothing past the end of a function is touched.
+		template<class Read>
+		[[nodiscard]] static constexpr std::uint64_t jump_destination(std::uint64_t address, Read read) noexcept
+		{
+			std::uint64_t at = address;
+			if (read(at) == x86_64_bytes::endbr64[0] && read(at + 1) == x86_64_bytes::endbr64[1] &&
+			    read(at + 2) == x86_64_bytes::endbr64[2] && read(at + 3) == x86_64_bytes::endbr64[3])
+				at += 4;
+			const auto byte_at = [&](std::uint64_t a) { return static_cast<std::uint64_t>(read(a)); };
+			if (read(at) == x86_64_bytes::jmp_rel32)
+			{
+				const std::uint64_t raw =
+				    byte_at(at + 1) | (byte_at(at + 2) << 8) | (byte_at(at + 3) << 16) | (byte_at(at + 4) << 24);
+				const std::uint64_t displacement = (raw & 0x8000'0000U) != 0 ? raw | 0xFFFF'FFFF'0000'0000U : raw;
+				return at + 5 + displacement;
+			}
+			if (read(at) == x86_64_bytes::jmp_rel8)
+			{
+				const std::uint64_t raw = byte_at(at + 1);
+				const std::uint64_t displacement = (raw & 0x80U) != 0 ? raw | 0xFFFF'FFFF'FFFF'FF00U : raw;
+				return at + 2 + displacement;
+			}
+			return address;
 		}
 
 		/// Writes a thunk that sets the first argument to `bound` and jumps to `target`; `slot_address` is where the
