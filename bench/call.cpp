@@ -28,7 +28,7 @@ namespace
 		{
 			return [&a] { return a.add0(); };
 		}
-		static long call(callback f, void* context, long i) { return f(context); }
+		static long call(callback f, void* context, long /*i*/) { return f(context); }
 	};
 	template<>
 	struct signature<2>

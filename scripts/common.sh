@@ -19,4 +19,4 @@ ensure_packages() {
 }
 
 build_packages=(cmake ninja-build g++ libmsgsl-dev)
-test_packages=(clang catch2 librapidcheck-dev clang-tidy clang-format)
+test_packages=(clang catch2 librapidcheck-dev clang-tidy clang-format libbenchmark-dev libffi-dev pkg-config)
