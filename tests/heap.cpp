@@ -193,3 +193,71 @@ TEST_CASE("heap::a locked heap serves several threads, and thunks run on any thr
 	CHECK(h.is_valid());
 	CHECK(h.statistics().live_pages == 1);
 }
+
+namespace
+{
+	/// The native back end, except that every reservation lands far (64 GiB) from the hint: out of reach of any
+	/// direct jump. Counts what it reserves and releases.
+	struct far_os : member_thunk::detail::os::native
+	{
+		using native = member_thunk::detail::os::native;
+		static inline std::size_t reserved = 0;
+		static inline std::size_t released = 0;
+		static inline std::vector<std::uintptr_t> hints;
+
+		static member_thunk::detail::os::result reserve(std::size_t size, void* hint, void*& out) noexcept
+		{
+			hints.push_back(reinterpret_cast<std::uintptr_t>(hint));
+			constexpr std::uintptr_t far_away = std::uintptr_t{64} << 30;
+			const auto at = reinterpret_cast<std::uintptr_t>(hint) + far_away;
+			const auto status = native::reserve(size, reinterpret_cast<void*>(at - at % size), out);
+			if (status.ok())
+				++reserved;
+			return status;
+		}
+
+		static member_thunk::detail::os::result release(void* address, std::size_t size) noexcept
+		{
+			const auto status = native::release(address, size);
+			if (status.ok())
+				++released;
+			return status;
+		}
+	};
+	static_assert(member_thunk::detail::os::backend<far_os>);
+} // namespace
+
+TEST_CASE("heap::a region out of reach of the code gets absolute jumps, and nothing is leaked looking for a near one",
+          "[heap][direct]")
+{
+	far_os::reserved = far_os::released = 0;
+	far_os::hints.clear();
+	{
+		member_thunk::heap<member_thunk::null_lock, far_os> h;
+		counter c{5};
+		member_thunk::page p = h.allocate_page();
+		const auto compile_time = p.make_thunk<callback, &counter::value>(&c);
+		const auto run_time = p.make_thunk<callback>(&c, &counter::value);
+		p.mark_executable();
+		// Every hint aimed below the code, each reservation was too far, and all but the last were given back.
+		REQUIRE(far_os::hints.size() >= 2);
+		for (const auto hint : far_os::hints)
+			CHECK(hint != 0);
+		CHECK(far_os::reserved == far_os::hints.size());
+		CHECK(far_os::released == far_os::reserved - 1);
+		CHECK(h.statistics().regions == 1);
+		for (const auto thunk : {compile_time, run_time})
+		{
+			const auto* const code = reinterpret_cast<const std::byte*>(thunk);
+#if defined(MEMBER_THUNK_ARCH_X86_64)
+			CHECK(code[14] == std::byte{0x49}); // movabs r11, target; jmp r11
+			CHECK(code[24] == std::byte{0x41});
+#elif defined(MEMBER_THUNK_ARCH_AARCH64)
+			CHECK(code[8] == std::byte{0x90}); // ldr x16, literal; br x16
+#endif
+		}
+		CHECK(compile_time(nullptr, 1) == 51);
+		CHECK(run_time(nullptr, 2) == 52);
+	}
+	CHECK(far_os::released == far_os::reserved); // the heap's destructor released the region it kept
+}
