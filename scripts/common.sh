@@ -18,5 +18,18 @@ ensure_packages() {
 	fi
 }
 
+# ensure_foreign_architecture ARCH: lets apt install ARCH packages next to the host's (multiarch), once.
+ensure_foreign_architecture() {
+	if ! dpkg --print-foreign-architectures | grep -qx "$1"; then
+		echo "== adding the $1 architecture to dpkg"
+		local sudo=()
+		[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+		"${sudo[@]}" dpkg --add-architecture "$1"
+		"${sudo[@]}" apt-get update -qq
+	fi
+}
+
 build_packages=(cmake ninja-build g++ libmsgsl-dev)
 test_packages=(clang catch2 librapidcheck-dev clang-tidy clang-format libbenchmark-dev libffi-dev pkg-config)
+# Cross targets: Linux AArch64 under qemu-user (RapidCheck's arm64 library through multiarch).
+cross_packages=(g++-aarch64-linux-gnu qemu-user librapidcheck-dev:arm64)

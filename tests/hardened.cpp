@@ -1,5 +1,6 @@
 // Real kernel hardening, not simulated: under memory-deny-write-execute (prctl PR_SET_MDWE), making a page
-// executable must fail with a clear exception, and the heap must stay usable for cleanup.
+// executable must fail with a clear exception, and the heap must stay usable for cleanup; on AArch64 with BTI, thunk
+// pages are guarded, so an indirect branch anywhere but a thunk's entry faults.
 #include <member_thunk/member_thunk.hpp>
 
 #include "support/child.hpp"
@@ -12,8 +13,16 @@
 #include <string>
 #include <utility>
 
+#include <csignal>
+#include <cstdint>
+#include <cstdlib>
+
 #include <sys/prctl.h>
 #include <unistd.h>
+
+#if defined(__linux__) && defined(__aarch64__)
+#include <sys/auxv.h>
+#endif
 
 namespace
 {
@@ -88,3 +97,36 @@ TEST_CASE("hardened::under PR_SET_MDWE, mark_executable throws a clear os_error 
 	CHECK_THAT(result.error_output, Catch::Contains("mprotect(PROT_READ|PROT_EXEC) failed because the system forbids "
 	                                                "making memory executable"));
 }
+
+#if defined(MEMBER_THUNK_ARCH_AARCH64) && defined(__linux__)
+TEST_CASE("hardened::with BTI, thunk pages are guarded: the entry works, a branch into the middle faults",
+          "[hardened][bti]")
+{
+	constexpr unsigned long hwcap2_bti = 1UL << 17;
+	const bool cpu_has_bti = (::getauxval(AT_HWCAP2) & hwcap2_bti) != 0;
+	// The aarch64 test presets run on qemu's maximal CPU, which has BTI, and say so: there this test must run.
+	const char* const expected = std::getenv("MEMBER_THUNK_EXPECT_BTI");
+	if (expected != nullptr && std::string(expected) == "1")
+		REQUIRE(cpu_has_bti);
+	if (!cpu_has_bti)
+	{
+		WARN("not tested: this CPU does not implement BTI (getauxval(AT_HWCAP2) lacks HWCAP2_BTI)");
+		return;
+	}
+	adder a{40};
+	member_thunk::page p = member_thunk::allocate_page();
+	using callback = long (*)(void*, long);
+	const auto thunk = p.make_thunk<callback, &adder::add>(&a);
+	p.mark_executable();
+	CHECK(thunk(nullptr, 2) == 42); // `bti c` at the entry accepts the indirect call
+
+	// The second instruction of the thunk is not a landing pad: an indirect call to it must raise a BTI exception.
+	const auto middle = reinterpret_cast<callback>(reinterpret_cast<std::uintptr_t>(thunk) + 4);
+	const auto result = test::run_in_child([middle] {
+		static_cast<void>(middle(nullptr, 2));
+		::_exit(0); // reached only if the branch was not checked
+	});
+	CHECK(result.signaled);
+	CHECK(result.signal == SIGILL);
+}
+#endif

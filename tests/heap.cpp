@@ -7,7 +7,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <atomic>
+#include <cstring>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -132,7 +134,9 @@ TEST_CASE("heap::a freed page is reused by the next allocation", "[heap]")
 	CHECK(reinterpret_cast<std::uintptr_t>(t) == first_address);
 	// The reused page is fresh: read-write, trap-filled past the new thunk, and runs the new target.
 	CHECK(test::protection_of(reinterpret_cast<const void*>(t)) == "rw-");
-	CHECK(reinterpret_cast<const std::byte*>(t)[32] == std::byte{0xCC});
+	std::array<std::byte, 32> traps{};
+	member_thunk::detail::arch::native_encoder::fill_traps(traps);
+	CHECK(std::memcmp(reinterpret_cast<const std::byte*>(t) + 32, traps.data(), traps.size()) == 0);
 	q.mark_executable();
 	CHECK(t(nullptr, 5) == 25);
 }

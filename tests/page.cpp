@@ -8,6 +8,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <array>
+
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
@@ -44,8 +46,8 @@ TEST_CASE("page::capacity is the page size over the slot size", "[page]")
 
 TEST_CASE("page::fills up, then throws page_full", "[page]")
 {
-	std::vector<adder> adders(512);
 	member_thunk::page p = member_thunk::allocate_page();
+	std::vector<adder> adders(p.capacity()); // 128 with 4 KiB pages, 2048 with 64 KiB pages
 	std::vector<callback> thunks;
 	for (std::size_t i = 0; i < p.capacity(); ++i)
 	{
@@ -117,12 +119,18 @@ TEST_CASE("page::a new page is all traps, and unused slots stay traps", "[page]"
 	const auto t = p.make_thunk<callback, &adder::add>(&a);
 	p.mark_executable();
 	const std::byte* const code = code_of(t);
-	// The thunk starts with endbr64 and ends with int3 padding; everything after the first slot is int3.
+	// The thunk starts with its landing pad (endbr64, bti c) and ends with traps; every later slot is all traps.
+	std::array<std::byte, 32> traps{};
+	member_thunk::detail::arch::native_encoder::fill_traps(traps);
+#if defined(MEMBER_THUNK_ARCH_X86_64)
 	CHECK(code[0] == std::byte{0xF3});
-	CHECK(code[31] == std::byte{0xCC});
+#elif defined(MEMBER_THUNK_ARCH_AARCH64)
+	CHECK(code[3] == std::byte{0xD5});                          // bti c = d503245f, little-endian
+#endif
+	CHECK(code[31] == traps[31]);
 	bool all_traps = true;
 	for (std::size_t i = member_thunk::page::slot_size(); i < p.capacity() * member_thunk::page::slot_size(); ++i)
-		all_traps = all_traps && code[i] == std::byte{0xCC};
+		all_traps = all_traps && code[i] == traps[i % traps.size()];
 	CHECK(all_traps);
 }
 
@@ -216,18 +224,39 @@ TEST_CASE("page::thunks jump directly to their targets: the heap reserves its re
 	CHECK(callable(nullptr, 2) == 2);
 }
 
+// A member the compiler keeps out of line with its ordinary calling convention (external linkage; no inlining and, for
+// GCC, no interprocedural changes to its parameters), so that its optimised trampoline is exactly `jmp member`.
+namespace page_test
+{
+	struct out_of_line_adder
+	{
+		int base;
+#if defined(__GNUC__) && !defined(__clang__)
+		[[gnu::noipa]]
+#endif
+		[[gnu::noinline]] int
+		add(int x);
+	};
+
+	int out_of_line_adder::add(int x)
+	{
+		return base + x;
+	}
+} // namespace page_test
+
 TEST_CASE("page::a compile-time member thunk skips a trampoline that is one tail jump", "[page][direct]")
 {
-	// In an optimised build the compile-time trampoline is `jmp member` (see docs/performance.md), and the thunk
-	// jumps to the member itself. Whatever the build, the thunk aims where the trampoline's leading jumps lead.
+	// In an optimised build the compile-time trampoline of a member that is not inlined into it is `jmp member`
+	// (see docs/performance.md), and the thunk jumps to the member itself. Whatever the build, the thunk aims where
+	// the trampoline's leading jumps lead.
 	using encoder = member_thunk::detail::arch::native_encoder;
-	adder a{1};
+	page_test::out_of_line_adder a{1};
 	member_thunk::page p = member_thunk::allocate_page();
-	const auto t = p.make_thunk<callback, &adder::add>(&a);
+	const auto t = p.make_thunk<callback, &page_test::out_of_line_adder::add>(&a);
 	p.mark_executable();
 	const auto trampoline = reinterpret_cast<std::uintptr_t>(
-	    &member_thunk::detail::trampolines<int, false,
-	                                       member_thunk::detail::type_list<int>>::member<adder, &adder::add>::call);
+	    &member_thunk::detail::trampolines<int, false, member_thunk::detail::type_list<int>>::member<
+	        page_test::out_of_line_adder, &page_test::out_of_line_adder::add>::call);
 	const auto read = [](std::uint64_t address) { return *reinterpret_cast<const std::byte*>(address); };
 	const std::uint64_t expected = member_thunk::detail::arch::follow_jumps<encoder>(trampoline, read);
 	// The thunk's own first jump (after its argument set-up) goes exactly there.
