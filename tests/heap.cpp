@@ -9,9 +9,9 @@
 
 #include <array>
 #include <atomic>
-#include <cstring>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <thread>

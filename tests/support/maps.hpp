@@ -46,7 +46,8 @@ namespace test
 	namespace maps_detail
 	{
 		/// Lowercase hexadecimal digits at `p`; false if there are none.
-		[[nodiscard]] TEST_MAPS_UNINSTRUMENTED inline bool parse_hex(const char*& p, const char* end, std::uintptr_t& value) noexcept
+		[[nodiscard]] TEST_MAPS_UNINSTRUMENTED inline bool parse_hex(const char*& p, const char* end,
+		                                                             std::uintptr_t& value) noexcept
 		{
 			const char* const start = p;
 			value = 0;
