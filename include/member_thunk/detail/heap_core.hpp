@@ -357,7 +357,9 @@ namespace member_thunk
 				for (std::size_t i = 0;; ++i)
 				{
 					void* base = nullptr;
-					if (const auto status = Os::reserve(size, reinterpret_cast<void*>(hints[i]), base); !status.ok())
+					// A hint is an address computed from the code's; it is never dereferenced.
+					void* const hint = reinterpret_cast<void*>(hints[i]); // NOLINT(performance-no-int-to-ptr)
+					if (const auto status = Os::reserve(size, hint, base); !status.ok())
 						throw_os_error("reserve address space for thunks", status);
 					const auto at = reinterpret_cast<std::uintptr_t>(base);
 					const bool near = within_reach(at, size, code);
