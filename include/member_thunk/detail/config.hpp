@@ -44,8 +44,13 @@
 #define MEMBER_THUNK_ARCH_X86_64 1
 #elif defined(__aarch64__) || defined(_M_ARM64)
 #define MEMBER_THUNK_ARCH_AARCH64 1
+#elif defined(_M_IX86) || (defined(__i386__) && defined(_WIN32))
+// Win32 callbacks are stdcall and members thiscall; the i386 encoder implements cdecl only, and nothing tests it there.
+#error "member_thunk does not support 32-bit x86 Windows: only the cdecl convention of i386 Linux and BSD is implemented"
+#elif defined(__i386__)
+#define MEMBER_THUNK_ARCH_X86_32 1
 #else
-#error "member_thunk supports x86-64 and AArch64 hosts; this target has no thunk encoder"
+#error "member_thunk supports x86-64, AArch64 and i386 (POSIX) hosts; this target has no thunk encoder"
 #endif
 
 #if defined(_WIN32)

@@ -3,6 +3,7 @@
 
 #include "../config.hpp"
 #include "aarch64.hpp"
+#include "x86_32.hpp"
 #include "x86_64.hpp"
 
 #include <concepts>
@@ -43,6 +44,7 @@ namespace member_thunk::detail::arch
 	static_assert(encoder<x86_64_sysv_encoder>);
 	static_assert(encoder<x86_64_win64_encoder>);
 	static_assert(encoder<aarch64_encoder>);
+	static_assert(encoder<x86_32_encoder>);
 
 	/// Where a call to `address` really ends up: direct jumps at the start of the code are followed (at most
 	/// `max_hops` of them: compiled trampolines that are a single tail jump, incremental-linking stubs). A thunk
@@ -67,5 +69,7 @@ namespace member_thunk::detail::arch
 	using native_encoder = x86_64_sysv_encoder;
 #elif defined(MEMBER_THUNK_ARCH_AARCH64)
 	using native_encoder = aarch64_encoder;
+#elif defined(MEMBER_THUNK_ARCH_X86_32)
+	using native_encoder = x86_32_encoder;
 #endif
 } // namespace member_thunk::detail::arch
