@@ -240,8 +240,9 @@ namespace member_thunk
 			// straight to where it goes. Reads the trampoline's own instructions, which are code of this program.
 			const std::uint64_t destination = detail::arch::follow_jumps<encoder>(
 			    reinterpret_cast<std::uintptr_t>(target), [](std::uint64_t address) {
-				    // The address of an instruction of the trampoline, decoded from its own jumps.
-				    return *reinterpret_cast<const volatile std::byte*>(address); // NOLINT(performance-no-int-to-ptr)
+				    // The address of an instruction of the trampoline, decoded from its own jumps: it fits a pointer.
+				    const auto at = static_cast<std::uintptr_t>(address);
+				    return *reinterpret_cast<const volatile std::byte*>(at); // NOLINT(performance-no-int-to-ptr)
 			    });
 			encoder::encode(std::span<std::byte, encoder::slot_size>(slot, encoder::slot_size),
 			                reinterpret_cast<std::uintptr_t>(bound), destination,

@@ -31,6 +31,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -324,6 +325,14 @@ namespace member_thunk
 				return *r.release();
 			}
 
+			/// Whether the encoder's direct jump reaches every address (a 32-bit address space), and its reach capped
+			/// at the largest address.
+			static constexpr bool reaches_everywhere =
+			    encoder::direct_reach > std::numeric_limits<std::uintptr_t>::max();
+			static constexpr std::uintptr_t capped_reach =
+			    reaches_everywhere ? std::numeric_limits<std::uintptr_t>::max()
+			                       : static_cast<std::uintptr_t>(encoder::direct_reach);
+
 			/// An address in the code that includes this heap, which is where the trampolines thunks jump to are.
 			static void code_anchor() noexcept {}
 
@@ -344,14 +353,18 @@ namespace member_thunk
 				const std::size_t size = Os::region_size();
 				const auto code = reinterpret_cast<std::uintptr_t>(&code_anchor);
 				const auto aligned = [size](std::uintptr_t address) { return address - address % size; };
-				const std::uintptr_t reach = encoder::direct_reach;
+				const std::uintptr_t reach = capped_reach;
 				std::array<std::uintptr_t, 4> hints{};
 				std::size_t count = 0;
-				if (last_near_ > size && within_reach(last_near_ - size, size, code))
-					hints[count++] = last_near_ - size; // grow down from the last region placed near the code
-				for (const std::uintptr_t below : {reach / 2, reach / 4, reach - reach / 4})
-					if (code > below + size)
-						hints[count++] = aligned(code - below);
+				// A jump that reaches the whole address space (i386) makes every place near: no hint needed.
+				if constexpr (!reaches_everywhere)
+				{
+					if (last_near_ > size && within_reach(last_near_ - size, size, code))
+						hints[count++] = last_near_ - size; // grow down from the last region placed near the code
+					for (const std::uintptr_t below : {reach / 2, reach / 4, reach - reach / 4})
+						if (code > below + size)
+							hints[count++] = aligned(code - below);
+				}
 				if (count == 0)
 					hints[count++] = 0; // nowhere to aim: anywhere
 				for (std::size_t i = 0;; ++i)
