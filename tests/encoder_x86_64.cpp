@@ -185,7 +185,10 @@ namespace
 		std::uint64_t base;
 		std::array<std::byte, 16> bytes{};
 
-		constexpr std::byte operator()(std::uint64_t address) const { return bytes.at(address - base); }
+		constexpr std::byte operator()(std::uint64_t address) const
+		{
+			return bytes.at(static_cast<std::size_t>(address - base));
+		}
 	};
 } // namespace
 

@@ -38,7 +38,7 @@ TEST_CASE("page::capacity is the page size over the slot size", "[page]")
 {
 	member_thunk::page p = member_thunk::allocate_page();
 	CHECK(member_thunk::page::slot_size() == 32);
-	CHECK(p.capacity() == static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) / 32);
+	CHECK(p.capacity() == static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) / member_thunk::page::slot_size());
 	CHECK(p.size() == 0);
 	CHECK_FALSE(p.full());
 	CHECK_FALSE(p.executable());
@@ -119,29 +119,31 @@ TEST_CASE("page::a new page is all traps, and unused slots stay traps", "[page]"
 	const auto t = p.make_thunk<callback, &adder::add>(&a);
 	p.mark_executable();
 	const std::byte* const code = code_of(t);
-	// The thunk starts with its landing pad (endbr64, bti c) and ends with traps; every later slot is all traps.
-	std::array<std::byte, 32> traps{};
+	// The thunk starts with its landing pad (endbr64, endbr32, bti c) and ends with traps; every later slot is all
+	// traps.
+	std::array<std::byte, member_thunk::page::slot_size()> traps{};
 	member_thunk::detail::arch::native_encoder::fill_traps(traps);
-#if defined(MEMBER_THUNK_ARCH_X86_64)
+#if defined(MEMBER_THUNK_ARCH_X86_64) || defined(MEMBER_THUNK_ARCH_X86_32)
 	CHECK(code[0] == std::byte{0xF3});
 #elif defined(MEMBER_THUNK_ARCH_AARCH64)
 	CHECK(code[3] == std::byte{0xD5});                          // bti c = d503245f, little-endian
 #endif
-	CHECK(code[31] == traps[31]);
+	CHECK(code[member_thunk::page::slot_size() - 1] == traps.back());
 	bool all_traps = true;
 	for (std::size_t i = member_thunk::page::slot_size(); i < p.capacity() * member_thunk::page::slot_size(); ++i)
 		all_traps = all_traps && code[i] == traps[i % traps.size()];
 	CHECK(all_traps);
 }
 
-TEST_CASE("page::thunks are 32-byte aligned and consecutive", "[page]")
+TEST_CASE("page::thunks are aligned to their slots and consecutive", "[page]")
 {
 	adder a{1};
 	member_thunk::page p = member_thunk::allocate_page();
 	const auto first = p.make_thunk<callback, &adder::add>(&a);
 	const auto second = p.make_thunk<callback, &adder::add>(&a);
-	CHECK(reinterpret_cast<std::uintptr_t>(first) % 32 == 0);
-	CHECK(reinterpret_cast<std::uintptr_t>(second) - reinterpret_cast<std::uintptr_t>(first) == 32);
+	constexpr std::size_t slot = member_thunk::page::slot_size();
+	CHECK(reinterpret_cast<std::uintptr_t>(first) % member_thunk::detail::arch::native_encoder::slot_alignment == 0);
+	CHECK(reinterpret_cast<std::uintptr_t>(second) - reinterpret_cast<std::uintptr_t>(first) == slot);
 }
 
 TEST_CASE("page::moving keeps the thunks, and move assignment frees the old page", "[page]")
@@ -215,6 +217,8 @@ TEST_CASE("page::thunks jump directly to their targets: the heap reserves its re
 		const std::byte* const code = code_of(thunk);
 #if defined(MEMBER_THUNK_ARCH_X86_64)
 		CHECK(code[14] == std::byte{0xE9}); // jmp rel32, not movabs r11 + jmp r11
+#elif defined(MEMBER_THUNK_ARCH_X86_32)
+		CHECK(code[12] == std::byte{0xE9}); // the only form there is
 #elif defined(MEMBER_THUNK_ARCH_AARCH64)
 		CHECK((code[11] & std::byte{0xFC}) == std::byte{0x14}); // b imm26, not ldr x16 + br x16
 #endif
@@ -265,6 +269,9 @@ TEST_CASE("page::a compile-time member thunk skips a trampoline that is one tail
 #if defined(MEMBER_THUNK_ARCH_X86_64)
 	REQUIRE(read(thunk + 14) == std::byte{0xE9});
 	aimed = encoder::jump_destination(thunk + 14, read);
+#elif defined(MEMBER_THUNK_ARCH_X86_32)
+	REQUIRE(read(thunk + 12) == std::byte{0xE9});
+	aimed = encoder::jump_destination(thunk + 12, read);
 #elif defined(MEMBER_THUNK_ARCH_AARCH64)
 	aimed = encoder::jump_destination(thunk + 8, read);
 #endif
