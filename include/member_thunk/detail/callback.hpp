@@ -72,6 +72,17 @@ namespace member_thunk::detail
 		using target = R (*)(void*, A...) noexcept;
 	};
 
+	/// A pointer to a function whose type carries a calling convention other than the target's default one:
+	/// GCC and Clang keep `__attribute__((stdcall))`, `fastcall`, `regparm(n)` and `thiscall` (i386) or `ms_abi`
+	/// (x86-64 System V) in the function type, so such a pointer matches none of the patterns above. The thunk
+	/// writes the first argument where the default convention passes it ([esp+4] for cdecl, not ecx for fastcall or
+	/// thiscall, nor eax for regparm) and jumps to a trampoline of the default convention, which would not pop the
+	/// arguments that a stdcall caller expects the callee to pop: none of them can work.
+	template<class Callback>
+	inline constexpr bool has_other_calling_convention =
+	    std::is_pointer_v<Callback>&& std::is_function_v<std::remove_pointer_t<Callback>> &&
+	    !callback_traits<Callback>::is_function_pointer;
+
 	/// A first parameter the thunk may overwrite with an object pointer: it must travel exactly where a pointer
 	/// travels (a general-purpose register or a pointer-sized stack slot) on every supported ABI.
 	template<class P>
@@ -80,7 +91,10 @@ namespace member_thunk::detail
 	                                                    sizeof(void*);
 
 	/// A return the callback and the target agree on everywhere: void or a non-member-pointer scalar. Class types
-	/// may come back through a hidden pointer in one and in registers in the other (Windows x64 and ARM64).
+	/// may come back through a hidden pointer in one and in registers in the other (Windows x64 and ARM64); on i386
+	/// System V every class comes back through a hidden pointer pushed before the arguments, so the first argument
+	/// would not be at [esp+4] (and the callee pops that pointer). Scalars, long long and floating point included,
+	/// come back in eax, edx:eax or st(0) from both kinds of function.
 	template<class R>
 	inline constexpr bool abi_safe_result = std::is_void_v<R> || std::is_arithmetic_v<R> || std::is_enum_v<R> ||
 	                                        std::is_pointer_v<R> || std::is_null_pointer_v<R>;
@@ -102,7 +116,11 @@ namespace member_thunk::detail
 	consteval bool check_callback()
 	{
 		using traits = callback_traits<Callback>;
-		static_assert(traits::is_function_pointer,
+		static_assert(!has_other_calling_convention<Callback>,
+		              "member_thunk: the Callback's calling convention must be the platform's default one (cdecl on "
+		              "i386): a thunk cannot replace the first argument of a stdcall, fastcall, regparm, thiscall or "
+		              "ms_abi callback");
+		static_assert(traits::is_function_pointer || has_other_calling_convention<Callback>,
 		              "member_thunk: Callback must be a pointer to a function, such as LRESULT (*)(HWND, UINT, WPARAM, "
 		              "LPARAM) or WNDPROC");
 		if constexpr (traits::is_function_pointer)

@@ -1,0 +1,96 @@
+// Calling conventions: which callback types a thunk accepts (checked at compile time on the target being built, so
+// the i386 build checks the i386 rules), and calls whose arguments and results use the wide or unusual places of the
+// target's convention: 8-byte stack arguments right after the first, and results in edx:eax or the x87 stack on i386.
+#include <member_thunk/member_thunk.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+
+namespace
+{
+	using member_thunk::detail::has_other_calling_convention;
+	using member_thunk::detail::valid_callback;
+
+	// The default convention, with any scalar result.
+	static_assert(valid_callback<int (*)(void*, int)>());
+	static_assert(valid_callback<long long (*)(void*, long long, double)>());
+	static_assert(valid_callback<long double (*)(std::intptr_t, float)>());
+	static_assert(valid_callback<void (*)(void*) noexcept>());
+	// A first parameter wider than a pointer would take two stack slots on i386 (and a class result a hidden pointer
+	// before it): the object pointer cannot take its place.
+	static_assert(valid_callback<long long (*)(long long)>() == (sizeof(long long) == sizeof(void*)));
+	static_assert(!valid_callback<double (*)(double)>());
+	struct pair_of_ints
+	{
+		int a;
+		int b;
+	};
+	static_assert(!valid_callback<pair_of_ints (*)(void*)>());
+
+	// Conventions other than the default one are refused, each with its own message (see check_callback).
+	static_assert(!has_other_calling_convention<int (*)(void*, int)>);
+	static_assert(!has_other_calling_convention<int>);
+#if defined(__i386__)
+	using stdcall_callback = int(__attribute__((stdcall)) *)(void*, int);
+	using fastcall_callback = int(__attribute__((fastcall)) *)(void*, int);
+	using regparm_callback = int(__attribute__((regparm(3))) *)(void*, int);
+	// GCC warns that thiscall is meant for members, and keeps it in the type all the same.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wattributes"
+	using thiscall_callback = int(__attribute__((thiscall)) *)(void*, int);
+#pragma GCC diagnostic pop
+	static_assert(has_other_calling_convention<stdcall_callback> && !valid_callback<stdcall_callback>());
+	static_assert(has_other_calling_convention<fastcall_callback> && !valid_callback<fastcall_callback>());
+	static_assert(has_other_calling_convention<regparm_callback> && !valid_callback<regparm_callback>());
+	static_assert(has_other_calling_convention<thiscall_callback> && !valid_callback<thiscall_callback>());
+	// cdecl spelled out is the default itself.
+	static_assert(valid_callback<int(__attribute__((cdecl)) *)(void*, int)>());
+#elif defined(__x86_64__) && !defined(_WIN32)
+	using ms_abi_callback = int(__attribute__((ms_abi)) *)(void*, int);
+	static_assert(has_other_calling_convention<ms_abi_callback> && !valid_callback<ms_abi_callback>());
+	static_assert(valid_callback<int(__attribute__((sysv_abi)) *)(void*, int)>());
+#endif
+
+	struct wide
+	{
+		long long id;
+
+		long long add(long long x, double y) { return id + x + static_cast<long long>(y); }
+		double scale(double x, long long y) { return x * static_cast<double>(y) + static_cast<double>(id); }
+		long double extended(float x) { return static_cast<long double>(x) + static_cast<long double>(id); }
+		std::uint64_t mix(std::uint64_t a, std::uint32_t b, std::uint64_t c)
+		{
+			return (a ^ c) + b + static_cast<std::uint64_t>(id);
+		}
+	};
+
+	/// The compile-time and the run-time member forms of one callback, called with a garbage first argument.
+	template<class Callback, auto Member, class... Args>
+	void check_both_member_forms(wide& w, Args... args)
+	{
+		const auto expected = (w.*Member)(args...);
+		member_thunk::page p = member_thunk::allocate_page();
+		const Callback compile_time = p.template make_thunk<Callback, Member>(&w);
+		const Callback run_time = p.template make_thunk<Callback>(&w, Member);
+		p.mark_executable();
+		const auto garbage = reinterpret_cast<void*>(std::uintptr_t{0xBAD});
+		CHECK(compile_time(garbage, args...) == expected);
+		CHECK(run_time(garbage, args...) == expected);
+	}
+} // namespace
+
+TEST_CASE("conventions::8-byte arguments right after the first, 8-byte results", "[conventions]")
+{
+	wide w{1LL << 40};
+	check_both_member_forms<long long (*)(void*, long long, double), &wide::add>(w, -(3LL << 35), 12.0);
+	check_both_member_forms<double (*)(void*, double, long long), &wide::scale>(w, 0.5, 6LL);
+	check_both_member_forms<std::uint64_t (*)(void*, std::uint64_t, std::uint32_t, std::uint64_t), &wide::mix>(
+	    w, 0xFFFF'0000'FFFF'0000ULL, 7U, 0x0123'4567'89AB'CDEFULL);
+}
+
+TEST_CASE("conventions::a long double result (the x87 stack on x86)", "[conventions]")
+{
+	wide w{-5};
+	check_both_member_forms<long double (*)(void*, float), &wide::extended>(w, 2.5F);
+}
