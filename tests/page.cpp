@@ -126,7 +126,7 @@ TEST_CASE("page::a new page is all traps, and unused slots stay traps", "[page]"
 #if defined(MEMBER_THUNK_ARCH_X86_64) || defined(MEMBER_THUNK_ARCH_X86_32)
 	CHECK(code[0] == std::byte{0xF3});
 #elif defined(MEMBER_THUNK_ARCH_AARCH64)
-	CHECK(code[3] == std::byte{0xD5});                          // bti c = d503245f, little-endian
+	CHECK(code[3] == std::byte{0xD5});      // bti c = d503245f, little-endian
 #endif
 	CHECK(code[member_thunk::page::slot_size() - 1] == traps.back());
 	bool all_traps = true;

@@ -46,7 +46,7 @@
 #define MEMBER_THUNK_ARCH_AARCH64 1
 #elif defined(_M_IX86) || (defined(__i386__) && defined(_WIN32))
 // Win32 callbacks are stdcall and members thiscall; the i386 encoder implements cdecl only, and nothing tests it there.
-#error "member_thunk does not support 32-bit x86 Windows: only the cdecl convention of i386 Linux and BSD is implemented"
+#error "member_thunk does not support 32-bit x86 Windows: its i386 encoder implements the cdecl of Linux and the BSDs"
 #elif defined(__i386__)
 #define MEMBER_THUNK_ARCH_X86_32 1
 #else

@@ -327,11 +327,11 @@ namespace member_thunk
 
 			/// Whether the encoder's direct jump reaches every address (a 32-bit address space), and its reach capped
 			/// at the largest address.
-			static constexpr bool reaches_everywhere =
-			    encoder::direct_reach > std::numeric_limits<std::uintptr_t>::max();
-			static constexpr std::uintptr_t capped_reach =
-			    reaches_everywhere ? std::numeric_limits<std::uintptr_t>::max()
-			                       : static_cast<std::uintptr_t>(encoder::direct_reach);
+			static constexpr bool reaches_everywhere = encoder::direct_reach >
+			                                           std::numeric_limits<std::uintptr_t>::max();
+			static constexpr std::uintptr_t capped_reach = reaches_everywhere
+			                                                   ? std::numeric_limits<std::uintptr_t>::max()
+			                                                   : static_cast<std::uintptr_t>(encoder::direct_reach);
 
 			/// An address in the code that includes this heap, which is where the trampolines thunks jump to are.
 			static void code_anchor() noexcept {}
