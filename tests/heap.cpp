@@ -232,51 +232,57 @@ namespace
 	static_assert(member_thunk::detail::os::backend<far_os>);
 } // namespace
 
+namespace
+{
+	/// Makes a compile-time and a run-time member thunk on a page of a fresh heap over far_os, seals it, lets
+	/// `check` inspect the heap and the thunks' code, then checks that both run and that nothing stays reserved.
+	template<class Check>
+	void check_thunks_over_far_os(Check check)
+	{
+		far_os::reserved = far_os::released = 0;
+		far_os::hints.clear();
+		{
+			member_thunk::heap<member_thunk::null_lock, far_os> h;
+			counter c{5};
+			member_thunk::page p = h.allocate_page();
+			const auto compile_time = p.make_thunk<callback, &counter::value>(&c);
+			const auto run_time = p.make_thunk<callback>(&c, &counter::value);
+			p.mark_executable();
+			check(h.statistics(), std::array{compile_time, run_time});
+			CHECK(compile_time(nullptr, 1) == 51);
+			CHECK(run_time(nullptr, 2) == 52);
+		}
+		CHECK(far_os::released == far_os::reserved); // the heap's destructor released the region it kept
+	}
+} // namespace
+
 #if defined(MEMBER_THUNK_ARCH_X86_32)
 TEST_CASE("heap::on i386 every region is within reach: no placement hint, and every thunk jumps directly",
           "[heap][direct]")
 {
-	far_os::reserved = far_os::released = 0;
-	far_os::hints.clear();
-	{
-		member_thunk::heap<member_thunk::null_lock, far_os> h;
-		counter c{5};
-		member_thunk::page p = h.allocate_page();
-		const auto compile_time = p.make_thunk<callback, &counter::value>(&c);
-		const auto run_time = p.make_thunk<callback>(&c, &counter::value);
-		p.mark_executable();
+	check_thunks_over_far_os([](const member_thunk::heap_statistics& statistics, const auto& thunks) {
 		// A jmp rel32 wraps around the 32-bit address space: the heap lets the OS place the region.
 		CHECK(far_os::hints == std::vector<std::uintptr_t>{0});
 		CHECK(far_os::reserved == 1);
 		CHECK(far_os::released == 0);
-		for (const auto thunk : {compile_time, run_time})
+		CHECK(statistics.regions == 1);
+		for (const auto thunk : thunks)
 			CHECK(reinterpret_cast<const std::byte*>(thunk)[12] == std::byte{0xE9});
-		CHECK(compile_time(nullptr, 1) == 51);
-		CHECK(run_time(nullptr, 2) == 52);
-	}
-	CHECK(far_os::released == far_os::reserved);
+	});
 }
 #else
 TEST_CASE("heap::a region out of reach of the code gets absolute jumps, and nothing is leaked looking for a near one",
           "[heap][direct]")
 {
-	far_os::reserved = far_os::released = 0;
-	far_os::hints.clear();
-	{
-		member_thunk::heap<member_thunk::null_lock, far_os> h;
-		counter c{5};
-		member_thunk::page p = h.allocate_page();
-		const auto compile_time = p.make_thunk<callback, &counter::value>(&c);
-		const auto run_time = p.make_thunk<callback>(&c, &counter::value);
-		p.mark_executable();
+	check_thunks_over_far_os([](const member_thunk::heap_statistics& statistics, const auto& thunks) {
 		// Every hint aimed below the code, each reservation was too far, and all but the last were given back.
 		REQUIRE(far_os::hints.size() >= 2);
 		for (const auto hint : far_os::hints)
 			CHECK(hint != 0);
 		CHECK(far_os::reserved == far_os::hints.size());
 		CHECK(far_os::released == far_os::reserved - 1);
-		CHECK(h.statistics().regions == 1);
-		for (const auto thunk : {compile_time, run_time})
+		CHECK(statistics.regions == 1);
+		for (const auto thunk : thunks)
 		{
 			const auto* const code = reinterpret_cast<const std::byte*>(thunk);
 #if defined(MEMBER_THUNK_ARCH_X86_64)
@@ -286,9 +292,6 @@ TEST_CASE("heap::a region out of reach of the code gets absolute jumps, and noth
 			CHECK(code[8] == std::byte{0x90}); // ldr x16, literal; br x16
 #endif
 		}
-		CHECK(compile_time(nullptr, 1) == 51);
-		CHECK(run_time(nullptr, 2) == 52);
-	}
-	CHECK(far_os::released == far_os::reserved); // the heap's destructor released the region it kept
+	});
 }
 #endif

@@ -17,6 +17,8 @@
 // space it reaches every other address. (17 bytes do not fit 16, hence 32-byte slots.)
 #pragma once
 
+#include "x86_jumps.hpp"
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -32,8 +34,6 @@ namespace member_thunk::detail::arch
 		// mov r/m32, imm32 (C7 /0) with ModRM 0x44 (mod 01: [SIB + disp8]), SIB 0x24 (base esp, no index), disp8 4.
 		inline constexpr std::array<std::byte, 4> mov_esp4_imm32{std::byte{0xC7}, std::byte{0x44}, std::byte{0x24},
 		                                                         std::byte{0x04}};
-		inline constexpr std::byte jmp_rel32{0xE9};
-		inline constexpr std::byte jmp_rel8{0xEB};
 	} // namespace x86_32_bytes
 
 	struct x86_32_encoder
@@ -67,24 +67,7 @@ namespace member_thunk::detail::arch
 		template<class Read>
 		[[nodiscard]] static constexpr std::uint64_t jump_destination(std::uint64_t address, Read read) noexcept
 		{
-			std::uint64_t at = address;
-			if (read(at) == x86_32_bytes::endbr32[0] && read(at + 1) == x86_32_bytes::endbr32[1] &&
-			    read(at + 2) == x86_32_bytes::endbr32[2] && read(at + 3) == x86_32_bytes::endbr32[3])
-				at += 4;
-			const auto byte_at = [&](std::uint64_t a) { return static_cast<std::uint32_t>(read(a)); };
-			if (read(at) == x86_32_bytes::jmp_rel32)
-			{
-				const std::uint32_t displacement =
-				    byte_at(at + 1) | (byte_at(at + 2) << 8) | (byte_at(at + 3) << 16) | (byte_at(at + 4) << 24);
-				return wrap(at + 5 + displacement);
-			}
-			if (read(at) == x86_32_bytes::jmp_rel8)
-			{
-				const std::uint32_t raw = byte_at(at + 1);
-				const std::uint32_t displacement = (raw & 0x80U) != 0 ? raw | 0xFFFF'FF00U : raw;
-				return wrap(at + 2 + displacement);
-			}
-			return address;
+			return x86_jumps::destination(address, x86_32_bytes::endbr32, 0xFFFF'FFFFU, read);
 		}
 
 		/// Writes a thunk that stores `bound` over the first stack argument and jumps to `target`; `slot_address` is
@@ -104,15 +87,9 @@ namespace member_thunk::detail::arch
 			put(x86_32_bytes::endbr32);
 			put(x86_32_bytes::mov_esp4_imm32);
 			put_u32(bound);
-			slot[at++] = x86_32_bytes::jmp_rel32;
-			put_u32(wrap(target - (slot_address + direct_jump_end)));
+			slot[at++] = x86_jumps::jmp_rel32;
+			put_u32(target - (slot_address + direct_jump_end)); // the low 32 bits: the displacement modulo 2^32
 			fill_traps(slot.subspan(at));
-		}
-
-	private:
-		[[nodiscard]] static constexpr std::uint64_t wrap(std::uint64_t address) noexcept
-		{
-			return address & 0xFFFF'FFFFU;
 		}
 	};
 } // namespace member_thunk::detail::arch

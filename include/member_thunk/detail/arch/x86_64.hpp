@@ -23,6 +23,8 @@
 //  27  cc cc cc cc cc        int3 padding       a stray jump into the tail traps
 #pragma once
 
+#include "x86_jumps.hpp"
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -39,8 +41,6 @@ namespace member_thunk::detail::arch
 		inline constexpr std::array<std::byte, 2> movabs_rcx{std::byte{0x48}, std::byte{0xB9}};
 		inline constexpr std::array<std::byte, 2> movabs_r11{std::byte{0x49}, std::byte{0xBB}};
 		inline constexpr std::array<std::byte, 3> jmp_r11{std::byte{0x41}, std::byte{0xFF}, std::byte{0xE3}};
-		inline constexpr std::byte jmp_rel32{0xE9};
-		inline constexpr std::byte jmp_rel8{0xEB};
 	} // namespace x86_64_bytes
 
 	/// Emits x86-64 thunks whose first argument register is given by the two-byte `movabs` opcode.
@@ -79,25 +79,7 @@ namespace member_thunk::detail::arch
 		template<class Read>
 		[[nodiscard]] static constexpr std::uint64_t jump_destination(std::uint64_t address, Read read) noexcept
 		{
-			std::uint64_t at = address;
-			if (read(at) == x86_64_bytes::endbr64[0] && read(at + 1) == x86_64_bytes::endbr64[1] &&
-			    read(at + 2) == x86_64_bytes::endbr64[2] && read(at + 3) == x86_64_bytes::endbr64[3])
-				at += 4;
-			const auto byte_at = [&](std::uint64_t a) { return static_cast<std::uint64_t>(read(a)); };
-			if (read(at) == x86_64_bytes::jmp_rel32)
-			{
-				const std::uint64_t raw =
-				    byte_at(at + 1) | (byte_at(at + 2) << 8) | (byte_at(at + 3) << 16) | (byte_at(at + 4) << 24);
-				const std::uint64_t displacement = (raw & 0x8000'0000U) != 0 ? raw | 0xFFFF'FFFF'0000'0000U : raw;
-				return at + 5 + displacement;
-			}
-			if (read(at) == x86_64_bytes::jmp_rel8)
-			{
-				const std::uint64_t raw = byte_at(at + 1);
-				const std::uint64_t displacement = (raw & 0x80U) != 0 ? raw | 0xFFFF'FFFF'FFFF'FF00U : raw;
-				return at + 2 + displacement;
-			}
-			return address;
+			return x86_jumps::destination(address, x86_64_bytes::endbr64, ~std::uint64_t{0}, read);
 		}
 
 		/// Writes a thunk that sets the first argument to `bound` and jumps to `target`; `slot_address` is where the
@@ -119,7 +101,7 @@ namespace member_thunk::detail::arch
 			put_u64(bound);
 			if (reaches_directly(slot_address, target))
 			{
-				slot[at++] = x86_64_bytes::jmp_rel32;
+				slot[at++] = x86_jumps::jmp_rel32;
 				const auto displacement = static_cast<std::uint32_t>(target - (slot_address + direct_jump_end));
 				for (int i = 0; i < 4; ++i)
 					slot[at++] = static_cast<std::byte>((displacement >> (8 * i)) & 0xFFU);
