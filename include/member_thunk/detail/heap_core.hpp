@@ -375,11 +375,11 @@ namespace member_thunk
 					if (const auto status = Os::reserve(size, hint, base); !status.ok())
 						throw_os_error("reserve address space for thunks", status);
 					const auto at = reinterpret_cast<std::uintptr_t>(base);
-					const bool near = within_reach(at, size, code);
-					if (near)
+					const bool in_reach = within_reach(at, size, code);
+					if (in_reach)
 						last_near_ = at;
 					// A reservation out of reach that cannot be given back is kept rather than leaked.
-					if (near || i + 1 == count || !Os::release(base, size).ok())
+					if (in_reach || i + 1 == count || !Os::release(base, size).ok())
 						return static_cast<std::byte*>(base);
 				}
 			}

@@ -1,0 +1,15 @@
+# member_thunk_headers_only(TARGET NAME SOURCE): an imported interface target whose include directory holds only
+# NAME, a link to the header directory SOURCE.
+function(member_thunk_headers_only target name source)
+  if(TARGET ${target})
+    return()
+  endif()
+  if(NOT IS_DIRECTORY "${source}")
+    message(FATAL_ERROR "${target}: ${source} is missing (install the Debian package that provides it)")
+  endif()
+  set(root "${CMAKE_BINARY_DIR}/mingw-headers/${name}")
+  file(MAKE_DIRECTORY "${root}")
+  file(CREATE_LINK "${source}" "${root}/${name}" SYMBOLIC)
+  add_library(${target} INTERFACE IMPORTED GLOBAL)
+  set_target_properties(${target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${root}")
+endfunction()
