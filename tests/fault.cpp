@@ -17,7 +17,6 @@
 #include <utility>
 #include <vector>
 
-#include <unistd.h>
 
 namespace
 {
@@ -163,7 +162,7 @@ namespace
 		return h.statistics().cached_pages;
 	}
 
-	const std::size_t page_size = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+	const std::size_t page_size = test::system_page_size();
 } // namespace
 
 TEST_CASE("fault::the cache is full and decommit fails in a destructor: no throw, the page is kept as read-write traps",

@@ -17,13 +17,15 @@
 #include <cstdint>
 #include <cstdlib>
 
+#if defined(__linux__)
 #include <sys/prctl.h>
-#include <unistd.h>
+#endif
 
 #if defined(__linux__) && defined(__aarch64__)
 #include <sys/auxv.h>
 #endif
 
+#if defined(__linux__)
 namespace
 {
 	// From linux/prctl.h (Linux 6.3); older headers lack them.
@@ -53,14 +55,14 @@ TEST_CASE("hardened::under PR_SET_MDWE, mark_executable throws a clear os_error 
 		// Allocate before MDWE too, so that a page made earlier can also be cleaned up afterwards.
 		member_thunk::page before = member_thunk::allocate_page();
 		if (::prctl(pr_set_mdwe, pr_mdwe_refuse_exec_gain, 0UL, 0UL, 0UL) != 0)
-			::_exit(errno == EINVAL ? kernel_lacks_mdwe : cleanup_failed);
+			std::_Exit(errno == EINVAL ? kernel_lacks_mdwe : cleanup_failed);
 		adder a{40};
 		member_thunk::page p = member_thunk::allocate_page();
 		const auto thunk = p.make_thunk<long (*)(void*, long), &adder::add>(&a);
 		try
 		{
 			p.mark_executable();
-			::_exit(no_exception);
+			std::_Exit(no_exception);
 		}
 		catch (const member_thunk::os_error& e)
 		{
@@ -68,10 +70,10 @@ TEST_CASE("hardened::under PR_SET_MDWE, mark_executable throws a clear os_error 
 			const std::string what = e.what();
 			if (e.code().value() != EACCES || what.find("could not make a page executable") == std::string::npos ||
 			    what.find("forbids making memory executable") == std::string::npos)
-				::_exit(wrong_error);
+				std::_Exit(wrong_error);
 		}
 		if (p.executable() || test::protection_of(reinterpret_cast<const void*>(thunk)) != "rw-")
-			::_exit(not_writable_after);
+			std::_Exit(not_writable_after);
 		// The heap stays usable: more thunks can be written, pages destroyed, regions released.
 		static_cast<void>(p.make_thunk<long (*)(void*, long)>(&a, &adder::add));
 		const auto address = reinterpret_cast<const void*>(thunk);
@@ -83,8 +85,8 @@ TEST_CASE("hardened::under PR_SET_MDWE, mark_executable throws a clear os_error 
 		}
 		member_thunk::compact();
 		if (test::protection_of(address) == "---" || !member_thunk::detail::default_heap().is_valid())
-			::_exit(cleanup_failed);
-		::_exit(passed);
+			std::_Exit(cleanup_failed);
+		std::_Exit(passed);
 	});
 	if (result.exited && result.exit_code == kernel_lacks_mdwe)
 	{
@@ -97,6 +99,8 @@ TEST_CASE("hardened::under PR_SET_MDWE, mark_executable throws a clear os_error 
 	CHECK_THAT(result.error_output, Catch::Contains("mprotect(PROT_READ|PROT_EXEC) failed because the system forbids "
 	                                                "making memory executable"));
 }
+
+#endif
 
 #if defined(MEMBER_THUNK_ARCH_AARCH64) && defined(__linux__)
 TEST_CASE("hardened::with BTI, thunk pages are guarded: the entry works, a branch into the middle faults",
@@ -124,7 +128,7 @@ TEST_CASE("hardened::with BTI, thunk pages are guarded: the entry works, a branc
 	const auto middle = reinterpret_cast<callback>(reinterpret_cast<std::uintptr_t>(thunk) + 4);
 	const auto result = test::run_in_child([middle] {
 		static_cast<void>(middle(nullptr, 2));
-		::_exit(0); // reached only if the branch was not checked
+		std::_Exit(0); // reached only if the branch was not checked
 	});
 	CHECK(result.signaled);
 	CHECK(result.signal == SIGILL);

@@ -18,7 +18,6 @@
 #include <type_traits>
 #include <vector>
 
-#include <unistd.h>
 
 namespace
 {
@@ -70,7 +69,7 @@ TEST_CASE("heap::compact releases the regions that hold no live page", "[heap][m
 	const auto stats = h.statistics();
 	CHECK(stats.live_pages == 40);
 	CHECK(stats.regions >= 2);
-	CHECK(stats.committed_bytes == 40 * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)));
+	CHECK(stats.committed_bytes == 40 * test::system_page_size());
 	CHECK(h.is_valid());
 	for (const auto t : thunks)
 		REQUIRE(t(nullptr, 1) == 11);
@@ -78,7 +77,7 @@ TEST_CASE("heap::compact releases the regions that hold no live page", "[heap][m
 	pages.clear();
 	// Freed pages stay reserved until compact(): the first MEMBER_THUNK_PAGE_CACHE of them kept read-write and
 	// trap-filled for reuse, the others decommitted.
-	const std::size_t page_size = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+	const std::size_t page_size = test::system_page_size();
 	CHECK(h.statistics().live_pages == 0);
 	CHECK(h.statistics().cached_pages == MEMBER_THUNK_PAGE_CACHE);
 	CHECK(h.statistics().committed_bytes == MEMBER_THUNK_PAGE_CACHE * page_size);

@@ -1,4 +1,5 @@
-// Tests of the native OS back end (POSIX here): each call leaves the protection it promises, seen in /proc/self/maps.
+// Tests of the native OS back end (POSIX or Windows): each call leaves the protection it promises, seen in
+// /proc/self/maps or through VirtualQuery (support/maps.hpp); failures name the call and carry the system's error.
 #include <member_thunk/detail/os/native.hpp>
 
 #include "support/maps.hpp"
@@ -9,14 +10,13 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
-
-#include <unistd.h>
+#include <vector>
 
 using os = member_thunk::detail::os::native;
 
 TEST_CASE("os::page and region sizes come from the system", "[os]")
 {
-	CHECK(os::page_size() == static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)));
+	CHECK(os::page_size() == test::system_page_size());
 	CHECK(os::region_size() % os::page_size() == 0);
 	CHECK(os::region_size() / os::page_size() >= 1);
 	CHECK(os::region_size() / os::page_size() <= 64);
@@ -55,6 +55,140 @@ TEST_CASE("os::reserve, commit, make_executable, decommit, release", "[os]")
 	                                 reinterpret_cast<std::uintptr_t>(base) + os::region_size()));
 }
 
+#if defined(_WIN32)
+TEST_CASE("os::regions are whole allocation-granularity units", "[os][windows]")
+{
+	SYSTEM_INFO info;
+	::GetSystemInfo(&info);
+	CHECK(os::region_size() == info.dwAllocationGranularity);
+}
+
+TEST_CASE("os::failures report the call and the GetLastError code", "[os][windows]")
+{
+	// Reserved but never committed memory cannot be made executable: VirtualProtect fails with
+	// ERROR_INVALID_ADDRESS.
+	void* base = nullptr;
+	REQUIRE(os::reserve(os::region_size(), nullptr, base).ok());
+	const auto status = os::make_executable(base, os::page_size());
+	CHECK_FALSE(status.ok());
+	CHECK(status.error.value() == ERROR_INVALID_ADDRESS);
+	CHECK(status.error.category() == std::system_category());
+	CHECK(std::string(status.call) == "VirtualProtect(PAGE_EXECUTE_READ|PAGE_TARGETS_NO_UPDATE)");
+	CHECK(status.hint == nullptr);
+	REQUIRE(os::release(base, os::region_size()).ok());
+}
+
+TEST_CASE("os::a refused address hint is retried anywhere", "[os][windows]")
+{
+	void* taken = nullptr;
+	REQUIRE(os::reserve(os::region_size(), nullptr, taken).ok());
+	void* other = nullptr;
+	REQUIRE(os::reserve(os::region_size(), taken, other).ok()); // the hint is in use: VirtualAlloc refuses it
+	CHECK(other != nullptr);
+	CHECK(other != taken);
+	REQUIRE(os::release(other, os::region_size()).ok());
+	REQUIRE(os::release(taken, os::region_size()).ok());
+}
+
+TEST_CASE("os::Control Flow Guard is detected the way the process reports it", "[os][windows][cfg]")
+{
+	PROCESS_MITIGATION_CONTROL_FLOW_GUARD_POLICY policy{};
+	const bool queried =
+	    ::GetProcessMitigationPolicy(::GetCurrentProcess(), ProcessControlFlowGuardPolicy, &policy, sizeof policy) != 0;
+	CHECK(os::cfg_enforced() == (queried && policy.EnableControlFlowGuard != 0));
+	if (!os::cfg_enforced())
+	{
+		// Nothing to register: the call succeeds without touching the (absent) bitmap, even for memory that is not
+		// executable.
+		std::vector<unsigned char> not_code(4096);
+		CHECK(os::set_call_targets(not_code.data(), not_code.size(), 4, 32, true).ok());
+	}
+}
+
+namespace
+{
+	struct recorded_call_targets
+	{
+		static inline std::vector<std::vector<CFG_CALL_TARGET_INFO>> batches;
+		static inline void* page = nullptr;
+		static inline SIZE_T size = 0;
+		static inline bool fail = false;
+
+		static BOOL WINAPI set(HANDLE process, PVOID address, SIZE_T length, ULONG count, PCFG_CALL_TARGET_INFO targets)
+		{
+			if (process != ::GetCurrentProcess() || address != page || length != size)
+				return FALSE;
+			batches.emplace_back(targets, targets + count);
+			if (fail)
+			{
+				::SetLastError(ERROR_ACCESS_DENIED);
+				return FALSE;
+			}
+			return TRUE;
+		}
+	};
+} // namespace
+
+TEST_CASE("os::with CFG enforced, every slot entry is registered in ascending, aligned batches", "[os][windows][cfg]")
+{
+	recorded_call_targets::batches.clear();
+	recorded_call_targets::fail = false;
+	alignas(4096) static unsigned char page[4096];
+	recorded_call_targets::page = page;
+	recorded_call_targets::size = sizeof page;
+	constexpr std::size_t count = 130; // three batches of at most 64
+	constexpr std::size_t stride = 32;
+	REQUIRE(os::set_call_targets_with(recorded_call_targets::set, page, sizeof page, count, stride, true).ok());
+	REQUIRE(recorded_call_targets::batches.size() == 3);
+	std::size_t next = 0;
+	for (const auto& batch : recorded_call_targets::batches)
+	{
+		CHECK(batch.size() <= 64);
+		for (const auto& target : batch)
+		{
+			CHECK(target.Offset == next * stride);
+			CHECK(target.Offset % 16 == 0);
+			CHECK(target.Flags == CFG_CALL_TARGET_VALID);
+			++next;
+		}
+	}
+	CHECK(next == count);
+
+	// Withdrawn before the page is freed: the same offsets, flagged invalid.
+	recorded_call_targets::batches.clear();
+	REQUIRE(os::set_call_targets_with(recorded_call_targets::set, page, sizeof page, 3, stride, false).ok());
+	REQUIRE(recorded_call_targets::batches.size() == 1);
+	CHECK(recorded_call_targets::batches[0].size() == 3);
+	for (const auto& target : recorded_call_targets::batches[0])
+		CHECK(target.Flags == 0);
+
+	// No slots, no call.
+	recorded_call_targets::batches.clear();
+	REQUIRE(os::set_call_targets_with(recorded_call_targets::set, page, sizeof page, 0, stride, true).ok());
+	CHECK(recorded_call_targets::batches.empty());
+}
+
+TEST_CASE("os::with CFG enforced, a missing or failing SetProcessValidCallTargets is an error", "[os][windows][cfg]")
+{
+	alignas(4096) static unsigned char page[4096];
+	const auto missing = os::set_call_targets_with(nullptr, page, sizeof page, 1, 32, true);
+	CHECK_FALSE(missing.ok());
+	CHECK(missing.error.value() == ERROR_PROC_NOT_FOUND);
+	CHECK(std::string(missing.call) == "GetProcAddress(SetProcessValidCallTargets)");
+	REQUIRE(missing.hint != nullptr);
+	CHECK_THAT(std::string(missing.hint), Catch::Contains("Control Flow Guard"));
+
+	recorded_call_targets::batches.clear();
+	recorded_call_targets::fail = true;
+	recorded_call_targets::page = page;
+	recorded_call_targets::size = sizeof page;
+	const auto failed = os::set_call_targets_with(recorded_call_targets::set, page, sizeof page, 1, 32, true);
+	recorded_call_targets::fail = false;
+	CHECK_FALSE(failed.ok());
+	CHECK(failed.error.value() == ERROR_ACCESS_DENIED);
+	CHECK(std::string(failed.call) == "SetProcessValidCallTargets");
+}
+#else
 TEST_CASE("os::failures report the call and errno", "[os]")
 {
 	// An unaligned address makes mprotect fail with EINVAL.
@@ -66,3 +200,4 @@ TEST_CASE("os::failures report the call and errno", "[os]")
 	CHECK(std::string(status.call) == "mprotect(PROT_READ|PROT_WRITE)");
 	REQUIRE(os::release(base, os::region_size()).ok());
 }
+#endif

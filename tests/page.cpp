@@ -16,7 +16,6 @@
 #include <utility>
 #include <vector>
 
-#include <unistd.h>
 
 namespace
 {
@@ -38,7 +37,7 @@ TEST_CASE("page::capacity is the page size over the slot size", "[page]")
 {
 	member_thunk::page p = member_thunk::allocate_page();
 	CHECK(member_thunk::page::slot_size() == 32);
-	CHECK(p.capacity() == static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) / member_thunk::page::slot_size());
+	CHECK(p.capacity() == test::system_page_size() / member_thunk::page::slot_size());
 	CHECK(p.size() == 0);
 	CHECK_FALSE(p.full());
 	CHECK_FALSE(p.executable());
@@ -181,10 +180,10 @@ TEST_CASE("page::a call through a thunk of a destroyed page dies at once", "[pag
 			t = p.make_thunk<callback, &adder::add>(&a);
 			p.mark_executable();
 			if (t(nullptr, 1) != 2)
-				::_exit(3); // the thunk must work while the page lives
+				std::_Exit(3); // the thunk must work while the page lives
 		}
 		static_cast<void>(t(nullptr, 1)); // must fault: the page is gone
-		::_exit(4);
+		std::_Exit(4);
 	});
 	CHECK(result.signaled);
 	CHECK(result.signal == SIGSEGV);
@@ -197,7 +196,7 @@ TEST_CASE("page::a call before mark_executable faults (the page is not executabl
 		member_thunk::page p = member_thunk::allocate_page();
 		const auto t = p.make_thunk<callback, &adder::add>(&a);
 		static_cast<void>(t(nullptr, 1));
-		::_exit(4);
+		std::_Exit(4);
 	});
 	CHECK(result.signaled);
 	CHECK(result.signal == SIGSEGV);

@@ -24,11 +24,31 @@ namespace member_thunk
 #if MEMBER_THUNK_DEFAULT_HEAP_SAFETY == 2
 		using default_heap_type = thread_heap<os::native>;
 
+#if defined(MEMBER_THUNK_OS_WINDOWS)
+		// A thread_local pointer (trivially destructible) to a heap that the back end deletes when the thread ends:
+		// MinGW's thread_local destructors may run after their storage is freed (see os::windows).
+		[[nodiscard]] inline default_heap_type& default_heap()
+		{
+			thread_local default_heap_type* the = nullptr;
+			if (the == nullptr)
+			{
+				auto* const created = new default_heap_type();
+				if (const auto status = os::native::delete_at_thread_exit(created); !status.ok())
+				{
+					delete created;
+					throw_os_error("register the thread's default heap for destruction at thread exit", status);
+				}
+				the = created;
+			}
+			return *the;
+		}
+#else
 		[[nodiscard]] inline default_heap_type& default_heap()
 		{
 			thread_local default_heap_type the;
 			return the;
 		}
+#endif
 #else
 		using default_heap_type = heap<default_lock>;
 

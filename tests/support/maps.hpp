@@ -1,8 +1,10 @@
-// Test support: the process's memory mappings, read from /proc/self/maps (Linux).
+// Test support: the process's memory mappings, as a list of address ranges with their protection.
 //
-// The property tests take a snapshot after every operation, tens of thousands of times per run, so the reader reads
-// the file with one read() loop into a reused per-thread buffer and parses it by hand (several times faster than
-// iostreams, which matters most under the sanitizers).
+// Linux: read from /proc/self/maps. The property tests take a snapshot after every operation, tens of thousands of
+// times per run, so the reader reads the file with one read() loop into a reused per-thread buffer and parses it by
+// hand (several times faster than iostreams, which matters most under the sanitizers).
+// Windows: the address space walked with VirtualQuery. Reserved but uncommitted memory is listed with no access
+// ("---"), as a PROT_NONE reservation is on Linux, so that the same assertions hold on both systems.
 #pragma once
 
 #include <cstddef>
@@ -13,8 +15,18 @@
 #include <string_view>
 #include <vector>
 
+#if defined(_WIN32)
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <windows.h>
+#else
 #include <fcntl.h>
 #include <unistd.h>
+#endif
 
 // The parser touches every byte of the file: under a sanitizer each access would be checked, which made the property
 // tests spend most of their time here. It reads only its own buffer, so it opts out of the instrumentation.
@@ -42,6 +54,54 @@ namespace test
 
 		[[nodiscard]] bool contains(std::uintptr_t address) const noexcept { return address >= begin && address < end; }
 	};
+
+#if defined(_WIN32)
+	/// The size of a memory page.
+	[[nodiscard]] inline std::size_t system_page_size() noexcept
+	{
+		SYSTEM_INFO info;
+		::GetSystemInfo(&info);
+		return info.dwPageSize;
+	}
+
+	/// A snapshot of the process's address space: every range that is reserved or committed.
+	[[nodiscard]] inline std::vector<mapping> read_maps()
+	{
+		SYSTEM_INFO info;
+		::GetSystemInfo(&info);
+		std::vector<mapping> result;
+		result.reserve(256);
+		auto address = reinterpret_cast<std::uintptr_t>(info.lpMinimumApplicationAddress);
+		const auto last = reinterpret_cast<std::uintptr_t>(info.lpMaximumApplicationAddress);
+		MEMORY_BASIC_INFORMATION region;
+		while (address < last &&
+		       ::VirtualQuery(reinterpret_cast<const void*>(address), &region, sizeof region) == sizeof region)
+		{
+			mapping m;
+			m.begin = reinterpret_cast<std::uintptr_t>(region.BaseAddress);
+			m.end = m.begin + region.RegionSize;
+			if (region.State == MEM_COMMIT && (region.Protect & (PAGE_NOACCESS | PAGE_GUARD)) == 0)
+			{
+				const DWORD access = region.Protect & 0xFFU; // without PAGE_TARGETS_*, PAGE_NOCACHE and the like
+				m.execute = (access &
+				             (PAGE_EXECUTE | PAGE_EXECUTE_READ | PAGE_EXECUTE_READWRITE | PAGE_EXECUTE_WRITECOPY)) != 0;
+				m.write =
+				    (access & (PAGE_READWRITE | PAGE_WRITECOPY | PAGE_EXECUTE_READWRITE | PAGE_EXECUTE_WRITECOPY)) != 0;
+				m.read = m.write || (access & (PAGE_READONLY | PAGE_EXECUTE_READ)) != 0;
+			}
+			m.name = region.Type == MEM_IMAGE ? "image" : region.Type == MEM_MAPPED ? "mapped" : "private";
+			address = m.end;
+			if (region.State != MEM_FREE)
+				result.push_back(std::move(m));
+		}
+		return result;
+	}
+#else
+	/// The size of a memory page.
+	[[nodiscard]] inline std::size_t system_page_size() noexcept
+	{
+		return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+	}
 
 	namespace maps_detail
 	{
@@ -130,6 +190,8 @@ namespace test
 		}
 		return result;
 	}
+
+#endif
 
 	/// The mapping of the snapshot `maps` that contains `address`, if any.
 	[[nodiscard]] inline const mapping* find_mapping(const std::vector<mapping>& maps, const void* address) noexcept

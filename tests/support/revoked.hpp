@@ -13,14 +13,13 @@
 #include <string>
 #include <vector>
 
-#include <unistd.h>
 
 namespace test
 {
 	/// Whether the whole page at `page_address` (page-aligned, readable) holds nothing but trap instructions.
 	[[nodiscard]] inline bool page_holds_traps(const void* page_address)
 	{
-		const auto size = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+		const auto size = test::system_page_size();
 		std::vector<std::byte> traps(size);
 		member_thunk::detail::arch::native_encoder::fill_traps(traps);
 		const auto* const bytes = static_cast<const std::byte*>(page_address);
@@ -33,7 +32,7 @@ namespace test
 	/// The start of the page that holds `address`.
 	[[nodiscard]] inline const void* page_of(const void* address)
 	{
-		const auto size = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+		const auto size = static_cast<std::uintptr_t>(test::system_page_size());
 		const auto a = reinterpret_cast<std::uintptr_t>(address);
 		return reinterpret_cast<const void*>(a - a % size);
 	}

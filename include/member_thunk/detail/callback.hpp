@@ -99,13 +99,25 @@ namespace member_thunk::detail
 	inline constexpr bool abi_safe_result = std::is_void_v<R> || std::is_arithmetic_v<R> || std::is_enum_v<R> ||
 	                                        std::is_pointer_v<R> || std::is_null_pointer_v<R>;
 
+	/// A scalar result that an ABI returns through a hidden pointer passed as the first argument anyway: on Windows x64
+	/// with an 80-bit long double (MinGW; MSVC's long double is a double), long double comes back in memory whose
+	/// address travels in rcx, the register the thunk overwrites.
+	template<class R>
+	inline constexpr bool scalar_returned_in_memory =
+#if defined(_WIN32) && (defined(__x86_64__) || defined(_M_X64))
+	    std::is_same_v<std::remove_cv_t<R>, long double> && sizeof(long double) > sizeof(double);
+#else
+	    false;
+#endif
+
 	/// True when a thunk can implement `Callback`.
 	template<class Callback>
 	consteval bool valid_callback()
 	{
 		using traits = callback_traits<Callback>;
 		if constexpr (traits::is_function_pointer && traits::has_first_parameter && !traits::is_variadic)
-			return replaceable_first_parameter<typename traits::first> && abi_safe_result<typename traits::result>;
+			return replaceable_first_parameter<typename traits::first> && abi_safe_result<typename traits::result> &&
+			       !scalar_returned_in_memory<typename traits::result>;
 		else
 			return false;
 	}
@@ -140,6 +152,9 @@ namespace member_thunk::detail
 				              "member_thunk: the Callback must return void or a scalar (integer, floating-point, "
 				              "enumeration or pointer): other types may be returned differently by a member function "
 				              "and a plain function on some ABIs");
+				static_assert(!scalar_returned_in_memory<typename traits::result>,
+				              "member_thunk: on Windows x64 an 80-bit long double result is returned through a hidden "
+				              "pointer in the first argument register, which the thunk replaces: return double");
 			}
 		}
 		return valid_callback<Callback>();

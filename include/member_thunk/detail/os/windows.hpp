@@ -69,15 +69,30 @@ namespace member_thunk::detail::os
 			return result::success();
 		}
 
+		/// Marks the entries of `count` slots (`stride` bytes apart from the start of `page`) valid or invalid
+		/// indirect-call targets, when the process enforces CFG; otherwise there is no bitmap to update.
 		static result set_call_targets(void* page, std::size_t size, std::size_t count, std::size_t stride,
 		                               bool valid) noexcept
 		{
-			if (!cfg_enforced() || count == 0)
+			if (!cfg_enforced())
 				return result::success();
-			const auto set_targets = cfg_api();
+			return set_call_targets_with(cfg_api(), page, size, count, stride, valid);
+		}
+
+		using set_valid_call_targets_fn = BOOL(WINAPI*)(HANDLE, PVOID, SIZE_T, ULONG, PCFG_CALL_TARGET_INFO);
+
+		/// set_call_targets once CFG is known to be enforced, through `set_targets` (SetProcessValidCallTargets, or
+		/// null when the system lacks it, which is an error then: thunks could not be called).
+		static result set_call_targets_with(set_valid_call_targets_fn set_targets, void* page, std::size_t size,
+		                                    std::size_t count, std::size_t stride, bool valid) noexcept
+		{
+			if (count == 0)
+				return result::success();
 			if (set_targets == nullptr)
 				return result::failure(std::error_code(ERROR_PROC_NOT_FOUND, std::system_category()),
-				                       "GetProcAddress(SetProcessValidCallTargets)");
+				                       "GetProcAddress(SetProcessValidCallTargets)",
+				                       "the process enforces Control Flow Guard but the system does not export "
+				                       "SetProcessValidCallTargets");
 			constexpr std::size_t batch = 64;
 			CFG_CALL_TARGET_INFO targets[batch]{};
 			// Offsets ascending and 16-byte aligned, as the API requires; slots are at least that aligned.
@@ -104,6 +119,21 @@ namespace member_thunk::detail::os
 		{
 			if (::VirtualFree(address, 0, MEM_RELEASE) == 0)
 				return last_error("VirtualFree(MEM_RELEASE)");
+			return result::success();
+		}
+
+		/// Destroys `object` (with delete) when the calling thread ends, through a fiber-local storage slot whose
+		/// callback receives the object's address. Unlike a thread_local object's destructor, this reads no
+		/// thread-local storage at thread exit: with MinGW, emulated TLS may free a thread_local's storage before its
+		/// destructor runs (GCC bug 80816), and that destructor then writes into freed memory.
+		template<class T>
+		static result delete_at_thread_exit(T* object) noexcept
+		{
+			static const DWORD slot = ::FlsAlloc(&delete_object<T>);
+			if (slot == FLS_OUT_OF_INDEXES)
+				return last_error("FlsAlloc");
+			if (::FlsSetValue(slot, object) == 0)
+				return last_error("FlsSetValue");
 			return result::success();
 		}
 
@@ -138,7 +168,11 @@ namespace member_thunk::detail::os
 			return value;
 		}
 
-		using set_valid_call_targets_fn = BOOL(WINAPI*)(HANDLE, PVOID, SIZE_T, ULONG, PCFG_CALL_TARGET_INFO);
+		template<class T>
+		static void WINAPI delete_object(void* object) noexcept
+		{
+			delete static_cast<T*>(object);
+		}
 
 		// Resolved at run time: the function lives in an api-set DLL that some Windows-compatible systems lack,
 		// and a static import of a missing export would fail at load or on first call.
