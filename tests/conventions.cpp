@@ -6,6 +6,17 @@
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <type_traits>
+
+#if defined(_WIN32)
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <windows.h>
+#endif
 
 namespace
 {
@@ -37,6 +48,13 @@ namespace
 	};
 	static_assert(!valid_callback<pair_of_ints (*)(void*)>());
 
+#if defined(_WIN32) && defined(__x86_64__)
+	// On x64 Windows __stdcall (CALLBACK, WINAPI) is the default convention itself: Win32 callback types are
+	// accepted as they are, and a member declared __stdcall is an ordinary member.
+	static_assert(valid_callback<int(__stdcall*)(void*, int)>());
+	static_assert(valid_callback<LRESULT(CALLBACK*)(HWND, UINT, WPARAM, LPARAM)>());
+	static_assert(std::is_same_v<int(__stdcall*)(void*, int), int (*)(void*, int)>);
+#endif
 	// Conventions other than the default one are refused, each with its own message (see check_callback).
 	static_assert(!has_other_calling_convention<int (*)(void*, int)>);
 	static_assert(!has_other_calling_convention<int>);

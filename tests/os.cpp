@@ -63,6 +63,31 @@ TEST_CASE("os::regions are whole allocation-granularity units", "[os][windows]")
 	CHECK(os::region_size() == info.dwAllocationGranularity);
 }
 
+TEST_CASE("os::regions are reserved for CFG with no valid targets, pages sealed without touching them",
+          "[os][windows][cfg]")
+{
+	void* base = nullptr;
+	REQUIRE(os::reserve(os::region_size(), nullptr, base).ok());
+	MEMORY_BASIC_INFORMATION region{};
+	REQUIRE(::VirtualQuery(base, &region, sizeof region) == sizeof region);
+	CHECK(region.State == MEM_RESERVE);
+	CHECK(region.AllocationBase == base);
+	// Reserved executable (with PAGE_TARGETS_INVALID), so that under CFG the region has a bitmap, which starts
+	// empty. Only the protection itself is checked: wine does not report the PAGE_TARGETS_* flags back.
+	CHECK((region.AllocationProtect & 0xFFU) == PAGE_EXECUTE_READ);
+	CHECK(region.RegionSize == os::region_size());
+
+	auto* const page = static_cast<unsigned char*>(base);
+	REQUIRE(os::commit(page, os::page_size()).ok());
+	REQUIRE(::VirtualQuery(page, &region, sizeof region) == sizeof region);
+	CHECK(region.State == MEM_COMMIT);
+	CHECK(region.Protect == PAGE_READWRITE);
+	REQUIRE(os::make_executable(page, os::page_size()).ok());
+	REQUIRE(::VirtualQuery(page, &region, sizeof region) == sizeof region);
+	CHECK((region.Protect & 0xFFU) == PAGE_EXECUTE_READ);
+	REQUIRE(os::release(base, os::region_size()).ok());
+}
+
 TEST_CASE("os::failures report the call and the GetLastError code", "[os][windows]")
 {
 	// Reserved but never committed memory cannot be made executable: VirtualProtect fails with
