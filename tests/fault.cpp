@@ -17,7 +17,6 @@
 #include <utility>
 #include <vector>
 
-
 namespace
 {
 	using callback = long (*)(void*, long);

@@ -18,7 +18,6 @@
 #include <type_traits>
 #include <vector>
 
-
 namespace
 {
 	using callback = long (*)(void*, long);

@@ -16,7 +16,6 @@
 #include <utility>
 #include <vector>
 
-
 namespace
 {
 	using callback = int (*)(void*, int);

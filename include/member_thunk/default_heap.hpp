@@ -25,20 +25,15 @@ namespace member_thunk
 		using default_heap_type = thread_heap<os::native>;
 
 #if defined(MEMBER_THUNK_OS_WINDOWS)
-		// A thread_local pointer (trivially destructible) to a heap that the back end deletes when the thread ends:
+		// A thread_local pointer (trivially destructible) to a heap that the back end destroys when the thread ends:
 		// MinGW's thread_local destructors may run after their storage is freed (see os::windows).
 		[[nodiscard]] inline default_heap_type& default_heap()
 		{
 			thread_local default_heap_type* the = nullptr;
 			if (the == nullptr)
 			{
-				auto* const created = new default_heap_type();
-				if (const auto status = os::native::delete_at_thread_exit(created); !status.ok())
-				{
-					delete created;
-					throw_os_error("register the thread's default heap for destruction at thread exit", status);
-				}
-				the = created;
+				if (const auto status = os::native::create_for_thread(the); !status.ok())
+					throw_os_error("create the thread's default heap", status);
 			}
 			return *the;
 		}

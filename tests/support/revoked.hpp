@@ -13,7 +13,6 @@
 #include <string>
 #include <vector>
 
-
 namespace test
 {
 	/// Whether the whole page at `page_address` (page-aligned, readable) holds nothing but trap instructions.

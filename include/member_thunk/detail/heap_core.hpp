@@ -72,7 +72,7 @@ namespace member_thunk
 			using encoder = arch::native_encoder;
 
 		public:
-			heap_core()
+			heap_core() noexcept
 			{
 				const std::size_t page_size = Os::page_size();
 				const std::size_t region_size = Os::region_size();

@@ -8,7 +8,9 @@
 
 #include <cstddef>
 #include <cstring>
+#include <new>
 #include <system_error>
+#include <type_traits>
 
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
@@ -122,18 +124,29 @@ namespace member_thunk::detail::os
 			return result::success();
 		}
 
-		/// Destroys `object` (with delete) when the calling thread ends, through a fiber-local storage slot whose
-		/// callback receives the object's address. Unlike a thread_local object's destructor, this reads no
+		/// Creates a T for the calling thread, destroyed when the thread ends by a fiber-local storage slot's
+		/// callback, which receives the object's address. Unlike a thread_local object's destructor, that reads no
 		/// thread-local storage at thread exit: with MinGW, emulated TLS may free a thread_local's storage before its
-		/// destructor runs (GCC bug 80816), and that destructor then writes into freed memory.
+		/// destructor runs (GCC bug 80816), which then writes into freed memory. The storage is registered before
+		/// the object is constructed (which cannot fail), so that a failure leaves nothing to destroy.
 		template<class T>
-		static result delete_at_thread_exit(T* object) noexcept
+		static result create_for_thread(T*& out) noexcept
 		{
-			static const DWORD slot = ::FlsAlloc(&delete_object<T>);
+			static_assert(std::is_nothrow_default_constructible_v<T>, "registered storage must always be constructed");
+			static const DWORD slot = ::FlsAlloc(&destroy_thread_object<T>);
 			if (slot == FLS_OUT_OF_INDEXES)
 				return last_error("FlsAlloc");
-			if (::FlsSetValue(slot, object) == 0)
-				return last_error("FlsSetValue");
+			void* const storage = ::operator new (sizeof(T), std::align_val_t{alignof(T)}, std::nothrow);
+			if (storage == nullptr)
+				return result::failure(std::error_code(ERROR_NOT_ENOUGH_MEMORY, std::system_category()),
+				                       "operator new (a thread's default heap)");
+			if (::FlsSetValue(slot, storage) == 0)
+			{
+				const result failed = last_error("FlsSetValue");
+				::operator delete (storage, std::align_val_t{alignof(T)});
+				return failed;
+			}
+			out = ::new (storage) T();
 			return result::success();
 		}
 
@@ -169,9 +182,10 @@ namespace member_thunk::detail::os
 		}
 
 		template<class T>
-		static void WINAPI delete_object(void* object) noexcept
+		static void WINAPI destroy_thread_object(void* object) noexcept
 		{
-			delete static_cast<T*>(object);
+			static_cast<T*>(object)->~T();
+			::operator delete (object, std::align_val_t{alignof(T)});
 		}
 
 		// Resolved at run time: the function lives in an api-set DLL that some Windows-compatible systems lack,
@@ -191,9 +205,14 @@ namespace member_thunk::detail::os
 			return fn;
 		}
 
+		/// The failure of `call`, with the thread's last-error code. A call that failed without setting one must
+		/// still read as a failure (an error_code of 0 would say success), so 0 becomes ERROR_GEN_FAILURE.
 		static result last_error(const char* call) noexcept
 		{
-			return result::failure(std::error_code(static_cast<int>(::GetLastError()), std::system_category()), call);
+			const DWORD error = ::GetLastError();
+			return result::failure(
+			    std::error_code(error != 0 ? static_cast<int>(error) : ERROR_GEN_FAILURE, std::system_category()),
+			    call);
 		}
 	};
 
