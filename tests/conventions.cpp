@@ -9,13 +9,7 @@
 #include <type_traits>
 
 #if defined(_WIN32)
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#ifndef NOMINMAX
-#define NOMINMAX
-#endif
-#include <windows.h>
+#include <member_thunk/detail/os/windows_sdk.hpp>
 #endif
 
 namespace

@@ -11,13 +11,7 @@
 #include <cstdint>
 
 #if defined(MEMBER_THUNK_OS_WINDOWS)
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#ifndef NOMINMAX
-#define NOMINMAX
-#endif
-#include <windows.h>
+#include "detail/os/windows_sdk.hpp"
 #endif
 
 namespace member_thunk

@@ -17,13 +17,7 @@
 #include <string>
 
 #if defined(_WIN32)
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#ifndef NOMINMAX
-#define NOMINMAX
-#endif
-#include <windows.h>
+#include <member_thunk/detail/os/windows_sdk.hpp>
 
 #include <catch2/catch.hpp>
 #else

@@ -12,13 +12,7 @@
 #include <system_error>
 #include <type_traits>
 
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#ifndef NOMINMAX
-#define NOMINMAX
-#endif
-#include <windows.h>
+#include "windows_sdk.hpp"
 
 namespace member_thunk::detail::os
 {
