@@ -119,17 +119,14 @@ TEST_CASE("conventions::8-byte arguments right after the first, 8-byte results",
 	    w, 0xFFFF'0000'FFFF'0000ULL, 7U, 0x0123'4567'89AB'CDEFULL);
 }
 
+// On Windows x64 with MinGW such a callback is refused at compile time (the static_assert above): nothing to run.
+#if !(defined(_WIN32) && defined(__x86_64__))
 TEST_CASE("conventions::a long double result (the x87 stack on x86)", "[conventions]")
 {
-#if defined(_WIN32) && defined(__x86_64__)
-	// Refused at compile time (see the static_assert above); what the thunk would have broken is shown by the
-	// callback itself: the caller passes the result's address in rcx.
-	STATIC_REQUIRE(long_double_in_memory);
-#else
 	wide w{-5};
 	check_both_member_forms<long double (*)(void*, float), &wide::extended>(w, 2.5F);
-#endif
 }
+#endif
 
 #if defined(__SIZEOF_INT128__)
 TEST_CASE("conventions::a 128-bit integer result (two registers)", "[conventions]")
