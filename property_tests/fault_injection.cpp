@@ -46,17 +46,17 @@ namespace
 	{
 		static inline std::vector<std::uintptr_t> held;
 
-		static result reserve(std::size_t size, void* hint, void*& out) noexcept
+		static result reserve(std::size_t size, void* preferred, void*& out) noexcept
 		{
-			const auto status = failing_os::reserve(size, hint, out);
+			const auto status = failing_os::reserve(size, preferred, out);
 			if (status.ok())
 				held.push_back(reinterpret_cast<std::uintptr_t>(out));
 			return status;
 		}
 
-		static result release(void* address, std::size_t size) noexcept
+		static result unreserve(void* address, std::size_t size) noexcept
 		{
-			const auto status = failing_os::release(address, size);
+			const auto status = failing_os::unreserve(address, size);
 			if (status.ok())
 				std::erase(held, reinterpret_cast<std::uintptr_t>(address));
 			return status;
@@ -92,8 +92,8 @@ namespace
 	constexpr std::size_t max_pages = 40;
 
 	/// The name failing_os gives each call ("injected <name>").
-	constexpr std::array<const char*, call_kinds> call_names{"reserve",          "commit",   "make_executable", "flush",
-	                                                         "set_call_targets", "decommit", "release"};
+	constexpr std::array<const char*, call_kinds> call_names{
+	    "reserve", "make_writable", "make_executable", "flush", "set_call_targets", "decommit", "unreserve"};
 
 	enum class kind : std::uint8_t
 	{
@@ -258,8 +258,8 @@ namespace
 				return;
 			}
 			const bool in_destructor = o.what == kind::destroy || o.what == kind::move_assign;
-			if (in_destructor && pending(os_call::decommit) == 1 && pending(os_call::commit) == 1)
-				os_faults::fail_next(os_call::commit, 0); // the fatal double fault (see the top of this file)
+			if (in_destructor && pending(os_call::decommit) == 1 && pending(os_call::make_writable) == 1)
+				os_faults::fail_next(os_call::make_writable, 0); // the fatal double fault (see the top of this file)
 
 			const auto before = os_faults::fail_in;
 			sealed_after_failure_ = false;
@@ -289,7 +289,7 @@ namespace
 					RC_ASSERT(how == "decommitted" || how == "cached");
 					if (has(fired, os_call::decommit))
 						RC_ASSERT(how == "cached");
-					if (has(fired, os_call::commit))
+					if (has(fired, os_call::make_writable))
 						RC_ASSERT(how == "decommitted");
 				}
 			}
@@ -315,7 +315,7 @@ namespace
 				// A page whose sealing failed stays writable, unless putting it back (a commit) failed too.
 				if (o.what == kind::mark_executable && sealed_after_failure_)
 				{
-					const bool restoring_failed = has(fired, os_call::commit);
+					const bool restoring_failed = has(fired, os_call::make_writable);
 					RC_ASSERT(restoring_failed);
 				}
 			}

@@ -78,7 +78,7 @@ TEST_CASE("fault::commit fails: os_error, no page, compact releases everything",
 {
 	const fault_scope scope;
 	faulty_heap h;
-	os_faults::fail_next(os_call::commit);
+	os_faults::fail_next(os_call::make_writable);
 	const auto error = os_error_from([&] { static_cast<void>(h.allocate_page()); });
 	REQUIRE(error);
 	CHECK_THAT(error->what(), Catch::Contains("could not commit a page"));
@@ -137,7 +137,7 @@ TEST_CASE("fault::registration fails and restoring read-write fails too: the pag
 	member_thunk::page p = h.allocate_page();
 	const auto t = p.make_thunk<callback, &value::get>(&v);
 	os_faults::fail_next(os_call::set_call_targets);
-	os_faults::fail_next(os_call::commit);
+	os_faults::fail_next(os_call::make_writable);
 	CHECK_THROWS_AS(p.mark_executable(), member_thunk::os_error);
 	CHECK(p.executable());
 	CHECK(test::protection_of(reinterpret_cast<const void*>(t)) == "r-x");
@@ -203,9 +203,9 @@ TEST_CASE("fault::the cache has room and making a freed page read-write fails: i
 		member_thunk::page p = h.allocate_page();
 		t = p.make_thunk<callback, &value::get>(&v);
 		p.mark_executable();
-		os_faults::fail_next(os_call::commit);
-	}                                                                          // must not throw
-	CHECK(os_faults::fail_in[static_cast<std::size_t>(os_call::commit)] == 0); // keeping it was tried first
+		os_faults::fail_next(os_call::make_writable);
+	}                                                                                 // must not throw
+	CHECK(os_faults::fail_in[static_cast<std::size_t>(os_call::make_writable)] == 0); // keeping it was tried first
 	CHECK(test::revocation_of(reinterpret_cast<const void*>(t)) == "decommitted");
 	CHECK(h.is_valid());
 	CHECK(h.statistics().cached_pages == 0);
@@ -219,8 +219,12 @@ TEST_CASE("fault::a cached page is reused without a system call: a steady state 
 	faulty_heap h;
 	value v{1};
 	{
-		member_thunk::page warm_up = h.allocate_page();
+		// Fill the reuse queue: a freed page is handed out again only once the queue is full.
+		std::vector<member_thunk::page> warm_up;
+		for (std::size_t i = 0; i < MEMBER_THUNK_PAGE_CACHE; ++i)
+			warm_up.push_back(h.allocate_page());
 	}
+	REQUIRE(h.statistics().cached_pages == MEMBER_THUNK_PAGE_CACHE);
 	const auto calls = os_faults::calls;
 	constexpr std::size_t cycles = 100;
 	for (std::size_t i = 0; i < cycles; ++i)
@@ -232,11 +236,11 @@ TEST_CASE("fault::a cached page is reused without a system call: a steady state 
 	}
 	const auto count = [&](os_call c) { return os_faults::count(c) - calls.at(static_cast<std::size_t>(c)); };
 	CHECK(count(os_call::make_executable) == cycles); // sealing
-	CHECK(count(os_call::commit) == cycles);          // back to read-write and traps when freed
+	CHECK(count(os_call::make_writable) == cycles);   // back to read-write and traps when freed
 	CHECK(count(os_call::decommit) == 0);
 	CHECK(count(os_call::reserve) == 0);
-	CHECK(count(os_call::release) == 0);
-	CHECK(h.statistics().cached_pages == 1);
+	CHECK(count(os_call::unreserve) == 0);
+	CHECK(h.statistics().cached_pages == MEMBER_THUNK_PAGE_CACHE);
 }
 
 TEST_CASE("fault::compact decommits the cached pages of regions it keeps, and reports and retries a refused one",
@@ -311,7 +315,7 @@ TEST_CASE("fault::decommit and the read-write fallback both fail: the process en
 		static_cast<void>(p.make_thunk<callback, &value::get>(&v));
 		p.mark_executable();
 		os_faults::fail_every(os_call::decommit);
-		os_faults::fail_every(os_call::commit);
+		os_faults::fail_every(os_call::make_writable);
 	});
 	CHECK(result.signaled);
 	CHECK(result.signal == SIGABRT);
@@ -325,7 +329,7 @@ TEST_CASE("fault::release fails in compact: os_error, the region stays, the next
 	{
 		member_thunk::page p = h.allocate_page();
 	}
-	os_faults::fail_next(os_call::release);
+	os_faults::fail_next(os_call::unreserve);
 	const auto error = os_error_from([&] { h.compact(); });
 	REQUIRE(error);
 	CHECK_THAT(error->what(), Catch::Contains("could not release an empty region"));

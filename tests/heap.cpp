@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstddef>
@@ -73,9 +74,9 @@ TEST_CASE("heap::compact releases the regions that hold no live page", "[heap][m
 	for (const auto t : thunks)
 		REQUIRE(t(nullptr, 1) == 11);
 
-	pages.clear();
-	// Freed pages stay reserved until compact(): the first MEMBER_THUNK_PAGE_CACHE of them kept read-write and
-	// trap-filled for reuse, the others decommitted.
+	pages.clear(); // frees the pages in the order they were made
+	// Freed pages stay reserved until compact(): the last MEMBER_THUNK_PAGE_CACHE freed are kept read-write and
+	// trap-filled in the reuse queue, the older ones were decommitted as newer ones came in.
 	const std::size_t page_size = test::system_page_size();
 	CHECK(h.statistics().live_pages == 0);
 	CHECK(h.statistics().cached_pages == MEMBER_THUNK_PAGE_CACHE);
@@ -83,7 +84,7 @@ TEST_CASE("heap::compact releases the regions that hold no live page", "[heap][m
 	const auto freed = test::read_maps();
 	for (std::size_t i = 0; i < thunks.size(); ++i)
 		CHECK(test::revocation_in(freed, reinterpret_cast<const void*>(thunks[i])) ==
-		      (i < MEMBER_THUNK_PAGE_CACHE ? "cached" : "decommitted"));
+		      (i >= thunks.size() - MEMBER_THUNK_PAGE_CACHE ? "cached" : "decommitted"));
 	h.compact();
 	const auto maps = test::read_maps();
 	CHECK(h.statistics().regions == 0);
@@ -116,8 +117,10 @@ TEST_CASE("heap::compact keeps regions that still hold a live page", "[heap][map
 	CHECK(h.statistics().regions == 0);
 }
 
-TEST_CASE("heap::a freed page is reused by the next allocation", "[heap]")
+TEST_CASE("heap::a freed page is handed out again only after MEMBER_THUNK_PAGE_CACHE - 1 others were freed after it",
+          "[heap][cache]")
 {
+	static_assert(MEMBER_THUNK_PAGE_CACHE >= 2, "the test needs a queue");
 	member_thunk::heap<> h;
 	counter a{1};
 	counter b{2};
@@ -127,6 +130,18 @@ TEST_CASE("heap::a freed page is reused by the next allocation", "[heap]")
 		first_address = reinterpret_cast<std::uintptr_t>(p.make_thunk<callback, &counter::value>(&a));
 		p.mark_executable();
 	}
+	// A dangling pointer to the freed page's thunk must keep faulting while other pages come and go: the page is not
+	// handed out while it is one of the MEMBER_THUNK_PAGE_CACHE most recently freed (first in, first out).
+	std::vector<std::uintptr_t> seen;
+	for (std::size_t i = 0; i + 1 < MEMBER_THUNK_PAGE_CACHE; ++i)
+	{
+		member_thunk::page other = h.allocate_page();
+		seen.push_back(reinterpret_cast<std::uintptr_t>(other.make_thunk<callback, &counter::value>(&b)));
+		CHECK(test::revocation_of(reinterpret_cast<const void*>(first_address)) == "cached");
+	}
+	CHECK(std::find(seen.begin(), seen.end(), first_address) == seen.end());
+	CHECK(h.statistics().cached_pages == MEMBER_THUNK_PAGE_CACHE);
+	// Now the queue is full and the first page is its oldest: it is the next one handed out.
 	member_thunk::page q = h.allocate_page();
 	const auto t = q.make_thunk<callback, &counter::value>(&b);
 	CHECK(reinterpret_cast<std::uintptr_t>(t) == first_address);
@@ -137,6 +152,7 @@ TEST_CASE("heap::a freed page is reused by the next allocation", "[heap]")
 	CHECK(std::memcmp(reinterpret_cast<const std::byte*>(t) + traps.size(), traps.data(), traps.size()) == 0);
 	q.mark_executable();
 	CHECK(t(nullptr, 5) == 25);
+	CHECK(h.is_valid());
 }
 
 TEST_CASE("heap::no mapping is ever writable and executable", "[heap][wx]")
@@ -208,20 +224,20 @@ namespace
 		static inline std::size_t released = 0;
 		static inline std::vector<std::uintptr_t> hints;
 
-		static member_thunk::detail::os::result reserve(std::size_t size, void* hint, void*& out) noexcept
+		static member_thunk::detail::os::result reserve(std::size_t size, void* preferred, void*& out) noexcept
 		{
-			hints.push_back(reinterpret_cast<std::uintptr_t>(hint));
+			hints.push_back(reinterpret_cast<std::uintptr_t>(preferred));
 			constexpr auto far_away = static_cast<std::uintptr_t>(sizeof(void*) == 8 ? std::uint64_t{64} << 30 : 0);
-			const auto at = reinterpret_cast<std::uintptr_t>(hint) + far_away;
+			const auto at = reinterpret_cast<std::uintptr_t>(preferred) + far_away;
 			const auto status = native::reserve(size, reinterpret_cast<void*>(at - at % size), out);
 			if (status.ok())
 				++reserved;
 			return status;
 		}
 
-		static member_thunk::detail::os::result release(void* address, std::size_t size) noexcept
+		static member_thunk::detail::os::result unreserve(void* address, std::size_t size) noexcept
 		{
-			const auto status = native::release(address, size);
+			const auto status = native::unreserve(address, size);
 			if (status.ok())
 				++released;
 			return status;

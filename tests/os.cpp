@@ -22,7 +22,7 @@ TEST_CASE("os::page and region sizes come from the system", "[os]")
 	CHECK(os::region_size() / os::page_size() <= 64);
 }
 
-TEST_CASE("os::reserve, commit, make_executable, decommit, release", "[os]")
+TEST_CASE("os::reserve, make_writable, make_executable, decommit, unreserve", "[os]")
 {
 	const std::size_t page = os::page_size();
 	void* base = nullptr;
@@ -32,7 +32,7 @@ TEST_CASE("os::reserve, commit, make_executable, decommit, release", "[os]")
 	CHECK(reinterpret_cast<std::uintptr_t>(base) % page == 0);
 	CHECK(test::protection_of(bytes) == "---");
 
-	REQUIRE(os::commit(bytes + page, page).ok());
+	REQUIRE(os::make_writable(bytes + page, page).ok());
 	CHECK(test::protection_of(bytes + page) == "rw-");
 	CHECK(test::protection_of(bytes) == "---"); // neighbours untouched
 	std::memset(bytes + page, 0xAB, page);
@@ -46,11 +46,11 @@ TEST_CASE("os::reserve, commit, make_executable, decommit, release", "[os]")
 	REQUIRE(os::decommit(bytes + page, page).ok());
 	CHECK(test::protection_of(bytes + page) == "---");
 	// Decommitted memory is gone: committing again gives fresh zeroed memory, not the old bytes.
-	REQUIRE(os::commit(bytes + page, page).ok());
+	REQUIRE(os::make_writable(bytes + page, page).ok());
 	CHECK(bytes[page] == 0);
 	CHECK(bytes[2 * page - 1] == 0);
 
-	REQUIRE(os::release(base, os::region_size()).ok());
+	REQUIRE(os::unreserve(base, os::region_size()).ok());
 	CHECK_FALSE(test::any_mapping_in(reinterpret_cast<std::uintptr_t>(base),
 	                                 reinterpret_cast<std::uintptr_t>(base) + os::region_size()));
 }
@@ -78,14 +78,14 @@ TEST_CASE("os::regions are reserved for CFG with no valid targets, pages sealed 
 	CHECK(region.RegionSize == os::region_size());
 
 	auto* const page = static_cast<unsigned char*>(base);
-	REQUIRE(os::commit(page, os::page_size()).ok());
+	REQUIRE(os::make_writable(page, os::page_size()).ok());
 	REQUIRE(::VirtualQuery(page, &region, sizeof region) == sizeof region);
 	CHECK(region.State == MEM_COMMIT);
 	CHECK(region.Protect == PAGE_READWRITE);
 	REQUIRE(os::make_executable(page, os::page_size()).ok());
 	REQUIRE(::VirtualQuery(page, &region, sizeof region) == sizeof region);
 	CHECK((region.Protect & 0xFFU) == PAGE_EXECUTE_READ);
-	REQUIRE(os::release(base, os::region_size()).ok());
+	REQUIRE(os::unreserve(base, os::region_size()).ok());
 }
 
 TEST_CASE("os::failures report the call and the GetLastError code", "[os][windows]")
@@ -96,11 +96,11 @@ TEST_CASE("os::failures report the call and the GetLastError code", "[os][window
 	REQUIRE(os::reserve(os::region_size(), nullptr, base).ok());
 	const auto status = os::make_executable(base, os::page_size());
 	CHECK_FALSE(status.ok());
-	CHECK(status.error.value() == ERROR_INVALID_ADDRESS);
-	CHECK(status.error.category() == std::system_category());
-	CHECK(std::string(status.call) == "VirtualProtect(PAGE_EXECUTE_READ|PAGE_TARGETS_NO_UPDATE)");
-	CHECK(status.hint == nullptr);
-	REQUIRE(os::release(base, os::region_size()).ok());
+	CHECK(status.error().value() == ERROR_INVALID_ADDRESS);
+	CHECK(status.error().category() == std::system_category());
+	CHECK(std::string(status.call()) == "VirtualProtect(PAGE_EXECUTE_READ|PAGE_TARGETS_NO_UPDATE)");
+	CHECK(status.reason() == nullptr);
+	REQUIRE(os::unreserve(base, os::region_size()).ok());
 }
 
 TEST_CASE("os::a refused address hint is retried anywhere", "[os][windows]")
@@ -111,8 +111,8 @@ TEST_CASE("os::a refused address hint is retried anywhere", "[os][windows]")
 	REQUIRE(os::reserve(os::region_size(), taken, other).ok()); // the hint is in use: VirtualAlloc refuses it
 	CHECK(other != nullptr);
 	CHECK(other != taken);
-	REQUIRE(os::release(other, os::region_size()).ok());
-	REQUIRE(os::release(taken, os::region_size()).ok());
+	REQUIRE(os::unreserve(other, os::region_size()).ok());
+	REQUIRE(os::unreserve(taken, os::region_size()).ok());
 }
 
 TEST_CASE("os::Control Flow Guard is detected the way the process reports it", "[os][windows][cfg]")
@@ -198,10 +198,10 @@ TEST_CASE("os::with CFG enforced, a missing or failing SetProcessValidCallTarget
 	alignas(4096) static unsigned char page[4096];
 	const auto missing = os::set_call_targets_with(nullptr, page, sizeof page, 1, 32, true);
 	CHECK_FALSE(missing.ok());
-	CHECK(missing.error.value() == ERROR_PROC_NOT_FOUND);
-	CHECK(std::string(missing.call) == "GetProcAddress(SetProcessValidCallTargets)");
-	REQUIRE(missing.hint != nullptr);
-	CHECK_THAT(std::string(missing.hint), Catch::Contains("Control Flow Guard"));
+	CHECK(missing.error().value() == ERROR_PROC_NOT_FOUND);
+	CHECK(std::string(missing.call()) == "GetProcAddress(SetProcessValidCallTargets)");
+	REQUIRE(missing.reason() != nullptr);
+	CHECK_THAT(std::string(missing.reason()), Catch::Contains("Control Flow Guard"));
 
 	recorded_call_targets::batches.clear();
 	recorded_call_targets::fail = true;
@@ -210,8 +210,8 @@ TEST_CASE("os::with CFG enforced, a missing or failing SetProcessValidCallTarget
 	const auto failed = os::set_call_targets_with(recorded_call_targets::set, page, sizeof page, 1, 32, true);
 	recorded_call_targets::fail = false;
 	CHECK_FALSE(failed.ok());
-	CHECK(failed.error.value() == ERROR_ACCESS_DENIED);
-	CHECK(std::string(failed.call) == "SetProcessValidCallTargets");
+	CHECK(failed.error().value() == ERROR_ACCESS_DENIED);
+	CHECK(std::string(failed.call()) == "SetProcessValidCallTargets");
 }
 #else
 TEST_CASE("os::failures report the call and errno", "[os]")
@@ -219,10 +219,10 @@ TEST_CASE("os::failures report the call and errno", "[os]")
 	// An unaligned address makes mprotect fail with EINVAL.
 	void* base = nullptr;
 	REQUIRE(os::reserve(os::region_size(), nullptr, base).ok());
-	const auto status = os::commit(static_cast<char*>(base) + 1, os::page_size());
+	const auto status = os::make_writable(static_cast<char*>(base) + 1, os::page_size());
 	CHECK_FALSE(status.ok());
-	CHECK(status.error.value() == EINVAL);
-	CHECK(std::string(status.call) == "mprotect(PROT_READ|PROT_WRITE)");
-	REQUIRE(os::release(base, os::region_size()).ok());
+	CHECK(status.error().value() == EINVAL);
+	CHECK(std::string(status.call()) == "mprotect(PROT_READ|PROT_WRITE)");
+	REQUIRE(os::unreserve(base, os::region_size()).ok());
 }
 #endif

@@ -1,10 +1,12 @@
 // member_thunk: the default heap and the free functions allocate_page() and compact() that use it.
 //
 // MEMBER_THUNK_DEFAULT_HEAP_SAFETY selects how it works (see the README's table):
-//   3  one heap for the process, locked with slim_lock (the default);
-//   2  one heap per thread, without locks; pages that outlive their thread stay valid (see detail/thread_heap.hpp);
-//   1  one heap for the process, without locks: use it from one thread at a time.
-// The default heap of modes 3 and 1 is never destroyed, so pages may outlive static destruction.
+//   MEMBER_THUNK_THREAD_SAFE_HEAP (3)      one heap for the process, locked with slim_lock (the default);
+//   MEMBER_THUNK_THREAD_LOCAL_HEAPS (2)    one heap per thread, without locks; pages that outlive their thread stay
+//                                          valid (see detail/thread_heap.hpp);
+//   MEMBER_THUNK_SINGLE_THREADED_HEAP (1)  one heap for the process, without locks: use it from one thread at a time.
+// The default heap of the thread-safe and single-threaded modes is never destroyed, so pages may outlive static
+// destruction.
 // MEMBER_THUNK_DISABLE_DEFAULT_HEAP removes all of this.
 #pragma once
 
@@ -13,6 +15,7 @@
 #ifndef MEMBER_THUNK_DISABLE_DEFAULT_HEAP
 
 #include "detail/os/native.hpp"
+#include "detail/os_error.hpp"
 #include "detail/thread_heap.hpp"
 #include "heap.hpp"
 #include "page.hpp"
@@ -21,7 +24,7 @@ namespace member_thunk
 {
 	namespace detail
 	{
-#if MEMBER_THUNK_DEFAULT_HEAP_SAFETY == 2
+#if MEMBER_THUNK_DEFAULT_HEAP_SAFETY == MEMBER_THUNK_THREAD_LOCAL_HEAPS
 		using default_heap_type = thread_heap<os::native>;
 
 #if defined(MEMBER_THUNK_OS_WINDOWS)

@@ -1,8 +1,8 @@
 // member_thunk: a page of thunks.
 //
 // A `page` owns one OS page taken from a heap. Thunks are written into it while it is read-write; mark_executable()
-// seals it read-execute for good. Destroying the page revokes it at once: its memory is decommitted, so a call
-// through a dangling thunk faults instead of running stale code.
+// seals it read-execute for good. Destroying the page revokes it at once: it stops being executable and is filled
+// with traps (or decommitted), so a call through a dangling thunk faults instead of running stale code.
 //
 // Slots: code slots fill the page from the start (the first size() slots are thunk entries); the data of run-time
 // member thunks (object pointer + member pointer) fills it from the end. Free slots hold traps.
@@ -11,6 +11,8 @@
 #include "detail/arch/encoder.hpp"
 #include "detail/callback.hpp"
 #include "detail/config.hpp"
+#include "detail/os_error.hpp"
+#include "detail/page_kind.hpp"
 #include "detail/region.hpp"
 #include "exception.hpp"
 
@@ -50,7 +52,7 @@ namespace member_thunk
 		{
 			if (this != &other)
 			{
-				release();
+				free();
 				region_ = std::exchange(other.region_, nullptr);
 				address_ = other.address_;
 				slot_count_ = other.slot_count_;
@@ -62,7 +64,7 @@ namespace member_thunk
 		}
 
 		/// Revokes the page: every thunk made on it stops being callable at once. Never throws.
-		~page() { release(); }
+		~page() { free(); }
 
 		/// Makes a thunk that calls `(that->*fn)(args...)` when called as `Callback(first, args...)`; `first` is
 		/// ignored. `fn` is any pointer to a member function of Class or of a base of Class (virtual members are
@@ -97,7 +99,10 @@ namespace member_thunk
 		{
 			if constexpr (detail::check_member<Callback, Class, decltype(MemberFn)>())
 			{
-				static_assert(MemberFn != nullptr, "member_thunk: MemberFn must not be a null member pointer");
+				// Not `MemberFn != nullptr`: GCC cannot evaluate that comparison at compile time under
+				// -fsanitize=null (which implies -fno-delete-null-pointer-checks).
+				static_assert(!detail::is_null_member<MemberFn>,
+				              "member_thunk: MemberFn must not be a null member pointer");
 				MEMBER_THUNK_EXPECTS(that != nullptr, "make_thunk() was given a null object pointer");
 				check_writable(1);
 				return emit<Callback>(that, &trampolines<Callback>::template member<Class, MemberFn>::call);
@@ -145,25 +150,24 @@ namespace member_thunk
 			expect_valid();
 			if (executable_)
 				return;
-			bool sealed = false;
-			try
-			{
-				owner().seal_page(address_, code_slots_, sealed);
-			}
-			catch (...)
-			{
-				executable_ = sealed;
-				throw;
-			}
-			executable_ = true;
+			// A static step of the region's kind: it needs neither the heap nor its lock, and works whoever owns the
+			// region by now (another thread's heap, the orphanage).
+			const detail::seal_outcome outcome = region_->kind->seal(address_, region_->page_size, code_slots_);
+			executable_ = outcome.sealed;
+			if (!outcome.ok())
+				detail::throw_os_error(outcome.doing, outcome.failure);
 		}
 
-		/// True when no further thunk fits (a run-time member thunk may need more than the one slot a non-full page
-		/// is guaranteed to have).
-		[[nodiscard]] bool full() const noexcept
+		/// True when no slot is free. A page that is not full has room for a compile-time member or callable thunk
+		/// (one slot); a run-time member thunk needs two (see free_slots()).
+		[[nodiscard]] bool full() const noexcept { return free_slots() == 0; }
+
+		/// The slots not yet taken: a compile-time member thunk or a callable thunk takes one, a run-time member
+		/// thunk two (its code, and its object and member pointers).
+		[[nodiscard]] std::size_t free_slots() const noexcept
 		{
 			expect_valid();
-			return code_slots_ + data_slots_ == slot_count_;
+			return slot_count_ - code_slots_ - data_slots_;
 		}
 
 		/// True once mark_executable() has sealed the page.
@@ -197,7 +201,7 @@ namespace member_thunk
 		using trampolines = detail::trampolines_for<Callback>;
 
 		page(detail::region& r, std::byte* address) noexcept :
-		    region_(&r), address_(address), slot_count_(r.page_size / encoder::slot_size)
+		    region_(&r), address_(address), slot_count_(r.page_size / r.kind->slot_size)
 		{
 		}
 
@@ -216,17 +220,12 @@ namespace member_thunk
 			MEMBER_THUNK_EXPECTS(region_ != nullptr, "a moved-from member_thunk::page was used");
 		}
 
-		[[nodiscard]] detail::page_owner& owner() const noexcept
-		{
-			return *region_->owner.load(std::memory_order_acquire);
-		}
-
 		void check_writable(std::size_t slots) const
 		{
 			expect_valid();
 			if (executable_)
 				throw page_executable();
-			if (slot_count_ - code_slots_ - data_slots_ < slots)
+			if (free_slots() < slots)
 				throw page_full();
 		}
 
@@ -236,25 +235,44 @@ namespace member_thunk
 		Callback emit(const volatile void* bound, typename detail::callback_traits<Callback>::target target) noexcept
 		{
 			std::byte* const slot = address_ + code_slots_ * encoder::slot_size;
-			// A trampoline that is one tail jump (a compile-time member, usually) is skipped: the thunk jumps
-			// straight to where it goes. Reads the trampoline's own instructions, which are code of this program.
-			const std::uint64_t destination = detail::arch::follow_jumps<encoder>(
-			    reinterpret_cast<std::uintptr_t>(target), [](std::uint64_t address) {
-				    // The address of an instruction of the trampoline, decoded from its own jumps: it fits a pointer.
-				    const auto at = static_cast<std::uintptr_t>(address);
-				    return *reinterpret_cast<const volatile std::byte*>(at); // NOLINT(performance-no-int-to-ptr)
-			    });
+			const auto slot_address = reinterpret_cast<std::uintptr_t>(slot);
 			encoder::encode(std::span<std::byte, encoder::slot_size>(slot, encoder::slot_size),
-			                reinterpret_cast<std::uintptr_t>(bound), destination,
-			                reinterpret_cast<std::uintptr_t>(slot));
+			                reinterpret_cast<std::uintptr_t>(bound),
+			                destination(reinterpret_cast<std::uintptr_t>(target), slot_address), slot_address);
 			++code_slots_;
 			return std::bit_cast<Callback>(slot);
 		}
 
-		void release() noexcept
+		/// Where the thunk in the slot at `slot_address` jumps to reach `trampoline`. A trampoline that is one tail
+		/// jump (a compile-time member, usually) is skipped when the thunk reaches where that jump goes with a direct
+		/// jump of its own: a direct jump needs no landing pad at its target. An indirect jump (the absolute form)
+		/// always goes to the trampoline itself, whose address the program takes, so the compiler gave it its landing
+		/// pad (endbr64, bti c); the function behind it may have none. Reads the trampoline's own instructions, which
+		/// are code of this program (MEMBER_THUNK_FOLLOW_JUMPS 0 turns this off, for execute-only text).
+		[[nodiscard]] static std::uint64_t destination(std::uint64_t trampoline, std::uint64_t slot_address) noexcept
+		{
+#if MEMBER_THUNK_FOLLOW_JUMPS
+			const std::uint64_t followed = detail::arch::follow_jumps<encoder>(trampoline, [](std::uint64_t address) {
+				// The address of an instruction of the trampoline, decoded from its own jumps: it fits a pointer.
+				const auto at = static_cast<std::uintptr_t>(address);
+				return *reinterpret_cast<const volatile std::byte*>(at); // NOLINT(performance-no-int-to-ptr)
+			});
+			if (encoder::reaches_directly(slot_address, followed))
+				return followed;
+#else
+			static_cast<void>(slot_address);
+#endif
+			return trampoline;
+		}
+
+		/// Gives the page back to its heap, which revokes it (every thunk made on it stops being callable at once).
+		void free() noexcept
 		{
 			if (region_ != nullptr)
-				owner().release_page(*std::exchange(region_, nullptr), address_, executable_ ? code_slots_ : 0);
+			{
+				detail::region& r = *std::exchange(region_, nullptr);
+				r.owner.load(std::memory_order_acquire)->free_page(r, address_, executable_ ? code_slots_ : 0);
+			}
 		}
 
 		detail::region* region_;

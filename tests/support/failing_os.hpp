@@ -17,12 +17,12 @@ namespace test
 	enum class os_call : std::size_t
 	{
 		reserve,
-		commit,
+		make_writable,
 		make_executable,
 		flush_instruction_cache,
 		set_call_targets,
 		decommit,
-		release,
+		unreserve,
 		count
 	};
 
@@ -82,18 +82,19 @@ namespace test
 		static std::size_t page_size() noexcept { return native::page_size(); }
 		static std::size_t region_size() noexcept { return native::region_size(); }
 
-		static result reserve(std::size_t size, void* hint, void*& out) noexcept
+		static result reserve(std::size_t size, void* preferred, void*& out) noexcept
 		{
 			if (os_faults::should_fail(os_call::reserve))
 				return injected("injected reserve");
-			const auto status = native::reserve(size, hint, out);
+			const auto status = native::reserve(size, preferred, out);
 			if (status.ok())
 				os_faults::reservations.emplace(reinterpret_cast<std::uintptr_t>(out), size);
 			return status;
 		}
-		static result commit(void* p, std::size_t n) noexcept
+		static result make_writable(void* p, std::size_t n) noexcept
 		{
-			return os_faults::should_fail(os_call::commit) ? injected("injected commit") : native::commit(p, n);
+			return os_faults::should_fail(os_call::make_writable) ? injected("injected make_writable")
+			                                                      : native::make_writable(p, n);
 		}
 		static result make_executable(void* p, std::size_t n) noexcept
 		{
@@ -117,11 +118,11 @@ namespace test
 		{
 			return os_faults::should_fail(os_call::decommit) ? injected("injected decommit") : native::decommit(p, n);
 		}
-		static result release(void* p, std::size_t n) noexcept
+		static result unreserve(void* p, std::size_t n) noexcept
 		{
-			if (os_faults::should_fail(os_call::release))
-				return injected("injected release");
-			const auto status = native::release(p, n);
+			if (os_faults::should_fail(os_call::unreserve))
+				return injected("injected unreserve");
+			const auto status = native::unreserve(p, n);
 			if (status.ok())
 				os_faults::reservations.erase(reinterpret_cast<std::uintptr_t>(p));
 			return status;

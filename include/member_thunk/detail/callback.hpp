@@ -194,6 +194,17 @@ namespace member_thunk::detail
 #undef MEMBER_THUNK_DETAIL_MEMBER_TRAITS_CV
 #undef MEMBER_THUNK_DETAIL_MEMBER_TRAITS
 
+	template<auto Value>
+	struct constant
+	{
+	};
+
+	/// Whether a member pointer template argument is null. Compared as template arguments, not with `==`: GCC cannot
+	/// evaluate `&C::f != nullptr` at compile time under -fsanitize=null (which implies
+	/// -fno-delete-null-pointer-checks), and that made every compile-time member thunk fail to compile with UBSan.
+	template<auto MemberFn>
+	inline constexpr bool is_null_member = std::is_same_v<constant<MemberFn>, constant<decltype(MemberFn){}>>;
+
 	/// Checks that `MemberFn`, called on a `Class*`, fits `Callback` exactly: same result, same parameters after
 	/// the first. Exactness keeps every conversion visible in the user's code instead of hidden in a thunk.
 	template<class Callback, class Class, class MemberFn>

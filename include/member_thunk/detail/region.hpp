@@ -2,19 +2,23 @@
 //
 // Glossary
 //   heap    owns regions and hands out pages; one lock (or none) guards it.
-//   region  one OS reservation of Os::region_size() bytes: pages_per_region pages of Os::page_size() bytes.
+//   region  one OS reservation of Os::region_size() bytes: page_count pages of Os::page_size() bytes.
 //   page    one OS page of a region, handed out to one `page` handle, which writes thunks into it and then seals it.
 //   slot    the fixed-size place of one thunk (or of its data) in a page.
 //   thunk   machine code in a slot that replaces the callback's first argument and jumps to the target.
 //
-// Invariants of a region r (checked by is_valid()):
-//   r.base != nullptr, aligned to the page size;  1 <= r.page_count <= 64
+// Invariants of a region r (checked by first_violation()):
+//   r.base != nullptr, aligned to the page size;  1 <= r.page_count <= 64;  r.kind != nullptr
 //   r.used      ⊆ {0 .. page_count-1}   pages held by a live page handle
-//   r.committed ⊆ {0 .. page_count-1}   pages with memory (read-write or read-execute)
-//   r.used ⊆ r.committed                 a free but committed page is read-write, trap-filled, never executable
+//   r.committed ⊆ {0 .. page_count-1}   pages with memory (read-write or sealed)
+//   r.used ⊆ r.committed                 a free but committed page (a cached page) is writable, trap-filled, never
+//                                        executable
+//   r.queued ⊆ r.committed \ r.used      the cached pages in the heap's first-in first-out queue (page_cache.hpp); a
+//                                        cached page outside it is one the OS refused to decommit
 #pragma once
 
 #include "config.hpp"
+#include "page_kind.hpp"
 
 #include <atomic>
 #include <bit>
@@ -25,20 +29,17 @@ namespace member_thunk::detail
 {
 	struct region;
 
-	/// What a page handle needs from whoever owns its region (a heap, a thread's heap, or the orphanage that
-	/// adopts pages outliving their thread). Type-erased so that `page` does not depend on the heap's lock or OS.
+	/// What a page handle needs from whoever owns its region (a heap, a thread's heap, or the orphanage that adopts
+	/// pages outliving their thread): taking the page back. Type-erased so that `page` does not depend on the heap's
+	/// lock or OS. Sealing needs no owner: it is a static step of the region's kind.
 	class page_owner
 	{
 	public:
 		virtual ~page_owner() = default;
 
-		/// Makes the page read-execute, flushes the instruction cache and registers the first `thunks` slots as
-		/// call targets; `sealed` tells whether the page ended read-execute. Throws os_error; on failure the page
-		/// is put back to read-write (sealed == false) unless that too fails (then sealed == true).
-		virtual void seal_page(std::byte* page, std::size_t thunks, bool& sealed) = 0;
-
-		/// Revokes the page (its thunks stop being callable at once) and returns it to its region.
-		virtual void release_page(region& r, std::byte* page, std::size_t sealed_thunks) noexcept = 0;
+		/// Revokes the page (its thunks stop being callable at once) and takes it back into its region.
+		/// `sealed_thunks`: how many of its slots were registered as call targets (0 if it was never sealed).
+		virtual void free_page(region& r, std::byte* page, std::size_t sealed_thunks) noexcept = 0;
 
 	protected:
 		page_owner() = default;
@@ -57,6 +58,8 @@ namespace member_thunk::detail
 		std::size_t page_count = 0;
 		std::uint64_t used = 0;
 		std::uint64_t committed = 0;
+		std::uint64_t queued = 0;
+		const page_kind* kind = nullptr;
 		std::atomic<page_owner*> owner{nullptr};
 		region* prev = nullptr;
 		region* next = nullptr;
@@ -77,9 +80,14 @@ namespace member_thunk::detail
 		}
 		[[nodiscard]] std::size_t size_bytes() const noexcept { return page_size * page_count; }
 
-		[[nodiscard]] std::size_t first_free_page() const noexcept
+		/// The lowest page that is neither used nor committed (one must exist).
+		[[nodiscard]] std::size_t first_decommitted_page() const noexcept
 		{
-			return static_cast<std::size_t>(std::countr_zero(~used));
+			return static_cast<std::size_t>(std::countr_zero(~(used | committed)));
+		}
+		[[nodiscard]] bool has_decommitted_page() const noexcept
+		{
+			return ((used | committed) & all_pages()) != all_pages();
 		}
 
 		[[nodiscard]] std::byte* page_at(std::size_t index) const noexcept { return base + index * page_size; }
@@ -99,11 +107,20 @@ namespace member_thunk::detail
 			return std::uint64_t{1} << index;
 		}
 
-		[[nodiscard]] bool is_valid() const noexcept
+		/// The first clause of the region's invariants that does not hold, if any.
+		[[nodiscard]] invariant_violation first_violation() const noexcept
 		{
-			return base != nullptr && page_size != 0 && reinterpret_cast<std::uintptr_t>(base) % page_size == 0 &&
-			       page_count >= 1 && page_count <= max_pages && (used & ~all_pages()) == 0 &&
-			       (committed & ~all_pages()) == 0 && (used & ~committed) == 0;
+			MEMBER_THUNK_CLAUSE(base != nullptr && page_size != 0);
+			MEMBER_THUNK_CLAUSE(reinterpret_cast<std::uintptr_t>(base) % page_size == 0);
+			MEMBER_THUNK_CLAUSE(page_count >= 1 && page_count <= max_pages);
+			MEMBER_THUNK_CLAUSE(kind != nullptr);
+			MEMBER_THUNK_CLAUSE((used & ~all_pages()) == 0);
+			MEMBER_THUNK_CLAUSE((committed & ~all_pages()) == 0);
+			MEMBER_THUNK_CLAUSE((used & ~committed) == 0);
+			MEMBER_THUNK_CLAUSE((queued & ~cached()) == 0);
+			return {};
 		}
+
+		[[nodiscard]] bool is_valid() const noexcept { return !first_violation(); }
 	};
 } // namespace member_thunk::detail

@@ -1,14 +1,15 @@
-// member_thunk: the per-thread default heap (MEMBER_THUNK_DEFAULT_HEAP_SAFETY 2) and the orphanage that adopts the
+// member_thunk: the per-thread default heap (MEMBER_THUNK_THREAD_LOCAL_HEAPS) and the orphanage that adopts the
 // pages still alive when their thread ends.
 //
 // A thread's heap takes no lock: only its thread allocates from it and frees into it. When the thread ends, the
 // regions that still hold live pages move to the orphanage, a process-wide locked heap that never dies; those pages
-// stay valid, may be destroyed from any thread, and each region is released as soon as its last page goes.
+// stay valid, may be destroyed from any thread, and each region is given back as soon as its last page goes.
 #pragma once
 
+#include "../lock.hpp"
 #include "config.hpp"
-#include "heap_core.hpp"
-#include "region.hpp"
+#include "locked_heap.hpp"
+#include "os/result.hpp"
 
 #include <cstddef>
 #include <mutex>
@@ -36,8 +37,16 @@ namespace member_thunk::detail
 		alignas(T) unsigned char storage_[sizeof(T)]{};
 	};
 
+	/// The orphanage keeps nothing it does not need: no cache, and a region goes as soon as its last page does.
+	struct orphanage_policy
+	{
+		static constexpr std::size_t cache_capacity = 0;
+		static constexpr bool unreserve_empty = true;
+		static void check_free_thread() noexcept {}
+	};
+
 	template<os::backend Os>
-	class orphanage final : public page_owner
+	class orphanage final : public locked_heap<std::mutex, Os, orphanage_policy>
 	{
 	public:
 		[[nodiscard]] static orphanage& instance()
@@ -46,50 +55,39 @@ namespace member_thunk::detail
 			return the.get();
 		}
 
-		/// Takes over `from`'s regions that still hold live pages; releases the others.
-		void adopt(heap_core<Os>& from) noexcept
+		/// Takes over `from`'s regions that still hold live pages; gives the others back.
+		template<class Core>
+		void adopt(Core& from) noexcept
 		{
-			const std::lock_guard guard(lock_);
-			from.transfer_live_regions(core_, *this);
-			MEMBER_THUNK_INVARIANT(core_.is_valid(*this), "the orphanage's regions are inconsistent");
-		}
-
-		[[nodiscard]] bool is_valid() const
-		{
-			const std::lock_guard guard(lock_);
-			return core_.is_valid(*this);
-		}
-
-		[[nodiscard]] heap_statistics statistics() const
-		{
-			const std::lock_guard guard(lock_);
-			return core_.statistics();
-		}
-
-		void seal_page(std::byte* address, std::size_t thunks, bool& sealed) override
-		{
-			heap_core<Os>::seal(address, thunks, sealed);
-		}
-
-		void release_page(region& r, std::byte* address, std::size_t sealed_thunks) noexcept override
-		{
-			const bool committed = heap_core<Os>::revoke(address, sealed_thunks);
-			const std::lock_guard guard(lock_);
-			core_.release(r, address, committed);
-			core_.release_if_empty(r);
-			MEMBER_THUNK_INVARIANT(core_.is_valid(*this), "the orphanage's regions are inconsistent");
+			this->with_core([&](auto& core) { from.hand_over(core, *this); });
 		}
 
 	private:
 		friend class never_destroyed<orphanage>;
 		orphanage() = default;
+	};
 
-		mutable std::mutex lock_;
-		heap_core<Os> core_;
+	/// A thread's heap may only be used on its thread (it has no lock).
+	class owning_thread_policy
+	{
+	public:
+		static constexpr std::size_t cache_capacity = MEMBER_THUNK_PAGE_CACHE;
+		static constexpr bool unreserve_empty = false;
+
+		void check_free_thread() const noexcept
+		{
+			if (std::this_thread::get_id() != thread_)
+				fail_fast("a page of a thread-local default heap (MEMBER_THUNK_THREAD_LOCAL_HEAPS) was destroyed on "
+				          "another thread while the thread that allocated it was still running; destroy pages on "
+				          "their own thread, or use MEMBER_THUNK_THREAD_SAFE_HEAP");
+		}
+
+	private:
+		std::thread::id thread_ = std::this_thread::get_id();
 	};
 
 	template<os::backend Os>
-	class thread_heap final : public page_owner
+	class thread_heap final : public locked_heap<null_lock, Os, owning_thread_policy>
 	{
 	public:
 		thread_heap() = default;
@@ -98,50 +96,10 @@ namespace member_thunk::detail
 		thread_heap(thread_heap&&) = delete;
 		thread_heap& operator=(thread_heap&&) = delete;
 
-		~thread_heap() override { orphanage<Os>::instance().adopt(core_); }
-
-		[[nodiscard]] page allocate_page()
+		/// The pages still alive go to the orphanage, with their regions.
+		~thread_heap() override
 		{
-			check();
-			auto result = core_.allocate(*this);
-			check();
-			return result;
+			this->with_core([](auto& core) { orphanage<Os>::instance().adopt(core); });
 		}
-
-		void compact()
-		{
-			check();
-			core_.compact();
-			check();
-		}
-
-		[[nodiscard]] bool is_valid() const noexcept { return core_.is_valid(*this); }
-		[[nodiscard]] heap_statistics statistics() const noexcept { return core_.statistics(); }
-
-		void seal_page(std::byte* address, std::size_t thunks, bool& sealed) override
-		{
-			heap_core<Os>::seal(address, thunks, sealed);
-		}
-
-		void release_page(region& r, std::byte* address, std::size_t sealed_thunks) noexcept override
-		{
-			if (std::this_thread::get_id() != thread_)
-				fail_fast("a page of a thread-local default heap (MEMBER_THUNK_DEFAULT_HEAP_SAFETY 2) was destroyed "
-				          "on another thread while the thread that allocated it was still running; destroy pages on "
-				          "their own thread, or use MEMBER_THUNK_DEFAULT_HEAP_SAFETY 3");
-			const bool committed = heap_core<Os>::revoke(address, sealed_thunks);
-			check();
-			core_.release(r, address, committed);
-			check();
-		}
-
-	private:
-		void check() const noexcept
-		{
-			MEMBER_THUNK_INVARIANT(core_.is_valid(*this), "the thread's heap's regions and pages are inconsistent");
-		}
-
-		std::thread::id thread_ = std::this_thread::get_id();
-		heap_core<Os> core_;
 	};
 } // namespace member_thunk::detail

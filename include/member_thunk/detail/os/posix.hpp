@@ -34,18 +34,19 @@ namespace member_thunk::detail::os
 
 		[[nodiscard]] static std::size_t region_size() noexcept { return pages_per_region * page_size(); }
 
-		/// Reserves inaccessible address space, at `hint` if that range is free (a hint only: without MAP_FIXED the
-		/// kernel never replaces an existing mapping and places the reservation elsewhere instead).
-		static result reserve(std::size_t size, void* hint, void*& out) noexcept
+		/// Reserves inaccessible address space, at `preferred` if that range is free (a wish only: without MAP_FIXED
+		/// the kernel never replaces an existing mapping and places the reservation elsewhere instead).
+		static result reserve(std::size_t size, void* preferred, void*& out) noexcept
 		{
-			void* const address = ::mmap(hint, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | map_noreserve, -1, 0);
+			void* const address =
+			    ::mmap(preferred, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | map_noreserve, -1, 0);
 			if (address == MAP_FAILED)
 				return last_error("mmap(PROT_NONE)");
 			out = address;
 			return result::success();
 		}
 
-		static result commit(void* address, std::size_t size) noexcept
+		static result make_writable(void* address, std::size_t size) noexcept
 		{
 			if (::mprotect(address, size, PROT_READ | PROT_WRITE) != 0)
 				return last_error("mprotect(PROT_READ|PROT_WRITE)");
@@ -62,7 +63,8 @@ namespace member_thunk::detail::os
 			                                                : "mprotect(PROT_READ|PROT_EXEC)",
 			                       error == EACCES || error == EPERM
 			                           ? "the system forbids making memory executable (a W^X policy such as "
-			                             "prctl(PR_SET_MDWE), SELinux deny_execmem or PaX MPROTECT is in force)"
+			                             "prctl(PR_SET_MDWE), systemd's MemoryDenyWriteExecute, SELinux deny_execmem "
+			                             "or PaX MPROTECT is in force)"
 			                           : nullptr);
 		}
 
@@ -93,7 +95,7 @@ namespace member_thunk::detail::os
 			return result::success();
 		}
 
-		static result release(void* address, std::size_t size) noexcept
+		static result unreserve(void* address, std::size_t size) noexcept
 		{
 			if (::munmap(address, size) != 0)
 				return last_error("munmap");

@@ -3,39 +3,81 @@
 
 #include <concepts>
 #include <cstddef>
+#include <string>
 #include <system_error>
 
 namespace member_thunk::detail::os
 {
-	/// Outcome of one OS call: success, or the OS error code and the name of the call that failed. Back ends never
-	/// throw and never print; the layers above turn a failure into an exception or a fatal report.
-	struct [[nodiscard]] result
+	/// The error category of a failure for which the OS gave no error code (a Win32 call that failed without setting
+	/// the last error, an errno of 0): its one code says so, instead of an error_code of 0 that reads as success.
+	class unreported_error_category final : public std::error_category
 	{
-		std::error_code error{};
-		const char* call = "";
-		const char* hint = nullptr; // why the OS said no, when the error code alone would mislead
+	public:
+		static constexpr int code = 1;
 
-		[[nodiscard]] bool ok() const noexcept { return !error; }
-
-		[[nodiscard]] static result success() noexcept { return {}; }
-		[[nodiscard]] static result failure(std::error_code e, const char* failed_call,
-		                                    const char* why = nullptr) noexcept
+		[[nodiscard]] const char* name() const noexcept override { return "member_thunk.os"; }
+		[[nodiscard]] std::string message([[maybe_unused]] int value) const override
 		{
-			return {e, failed_call, why};
+			return "the operating system reported a failure without an error code";
 		}
+
+		[[nodiscard]] static const std::error_category& instance() noexcept
+		{
+			static const unreported_error_category category;
+			return category;
+		}
+	};
+
+	/// Outcome of one OS call: success, or the OS error code, the name of the call that failed and, when the code
+	/// alone would mislead, the reason the OS said no. Back ends never throw and never print; the layers above turn a
+	/// failure into an exception or a fatal report. A failure is never ok(), whatever code it was given: ok() does
+	/// not look at the code, and a code of 0 is replaced by unreported_error_category's.
+	class [[nodiscard]] result
+	{
+	public:
+		[[nodiscard]] static result success() noexcept { return {}; }
+
+		[[nodiscard]] static result failure(std::error_code error, const char* failed_call,
+		                                    const char* reason = nullptr) noexcept
+		{
+			result r;
+			r.failed_ = true;
+			r.error_ =
+			    error ? error : std::error_code(unreported_error_category::code, unreported_error_category::instance());
+			r.call_ = failed_call != nullptr ? failed_call : "an OS call";
+			r.reason_ = reason;
+			return r;
+		}
+
+		[[nodiscard]] bool ok() const noexcept { return !failed_; }
+		/// The OS error (never 0 for a failure); empty for a success.
+		[[nodiscard]] std::error_code error() const noexcept { return error_; }
+		/// The call that failed, as the message names it ("mprotect(PROT_READ|PROT_EXEC)"); "" for a success.
+		[[nodiscard]] const char* call() const noexcept { return call_; }
+		/// Why the OS refused, when the error code alone would mislead; else null.
+		[[nodiscard]] const char* reason() const noexcept { return reason_; }
+
+	private:
+		result() noexcept = default;
+
+		bool failed_ = false;
+		std::error_code error_{};
+		const char* call_ = "";
+		const char* reason_ = nullptr;
 	};
 
 	/// The OS contract (one back end per OS family, a class of static functions). All sizes and addresses are
 	/// multiples of page_size(); a reservation is region_size() bytes and aligned to it or to the OS granularity.
-	///  - reserve(size, hint, out): address space, inaccessible, not executable, no memory committed; at `hint`
-	///                    if that range is free, else anywhere (hint may be null).
-	///  - commit:          pages become readable and writable (never executable).
+	///  - reserve(size, preferred, out): address space, inaccessible, not executable, no memory committed; at
+	///                    `preferred` if that range is free, else anywhere (preferred may be null).
+	///  - make_writable:   pages get memory and become readable and writable (never executable).
 	///  - make_executable: pages become readable and executable, never writable (PROT_BTI where the CPU has BTI).
 	///  - flush_instruction_cache: after writing code, before running it.
 	///  - set_call_targets(page, page_size, count, stride, valid): mark the entries at 0, stride, 2*stride, ...
 	///                    (count of them) valid or invalid indirect-call targets (Windows CFG); elsewhere a no-op.
+	///                    If it fails part-way while marking them valid, it withdraws what it marked.
 	///  - decommit:        pages become inaccessible and their memory is returned to the OS.
-	///  - release:         the whole reservation is returned.
+	///  - unreserve:       the whole reservation is returned.
 	template<class Os>
 	concept backend = requires(void* address, void*& out, std::size_t size, bool valid)
 	{
@@ -52,7 +94,7 @@ namespace member_thunk::detail::os
 		}
 		noexcept->std::same_as<result>;
 		{
-			Os::commit(address, size)
+			Os::make_writable(address, size)
 		}
 		noexcept->std::same_as<result>;
 		{
@@ -72,7 +114,7 @@ namespace member_thunk::detail::os
 		}
 		noexcept->std::same_as<result>;
 		{
-			Os::release(address, size)
+			Os::unreserve(address, size)
 		}
 		noexcept->std::same_as<result>;
 	};

@@ -23,12 +23,12 @@ namespace member_thunk::detail::os
 		/// One allocation-granularity unit (64 KiB on every current Windows), the smallest reservation Windows makes.
 		[[nodiscard]] static std::size_t region_size() noexcept { return info().granularity; }
 
-		/// Reserves address space, at `hint` if that range is free, else anywhere (VirtualAlloc takes an address
-		/// as a demand, so a refused hint is retried without one).
-		static result reserve(std::size_t size, void* hint, void*& out) noexcept
+		/// Reserves address space, at `preferred` if that range is free, else anywhere (VirtualAlloc takes an address
+		/// as a demand, so a refused one is retried without it).
+		static result reserve(std::size_t size, void* preferred, void*& out) noexcept
 		{
 			constexpr DWORD protection = PAGE_EXECUTE_READ | PAGE_TARGETS_INVALID;
-			void* address = hint != nullptr ? ::VirtualAlloc(hint, size, MEM_RESERVE, protection) : nullptr;
+			void* address = preferred != nullptr ? ::VirtualAlloc(preferred, size, MEM_RESERVE, protection) : nullptr;
 			if (address == nullptr)
 				address = ::VirtualAlloc(nullptr, size, MEM_RESERVE, protection);
 			if (address == nullptr)
@@ -37,7 +37,7 @@ namespace member_thunk::detail::os
 			return result::success();
 		}
 
-		static result commit(void* address, std::size_t size) noexcept
+		static result make_writable(void* address, std::size_t size) noexcept
 		{
 			if (::VirtualAlloc(address, size, MEM_COMMIT, PAGE_READWRITE) == nullptr)
 				return last_error("VirtualAlloc(MEM_COMMIT, PAGE_READWRITE)");
@@ -89,19 +89,17 @@ namespace member_thunk::detail::os
 				                       "GetProcAddress(SetProcessValidCallTargets)",
 				                       "the process enforces Control Flow Guard but the system does not export "
 				                       "SetProcessValidCallTargets");
-			constexpr std::size_t batch = 64;
-			CFG_CALL_TARGET_INFO targets[batch]{};
-			// Offsets ascending and 16-byte aligned, as the API requires; slots are at least that aligned.
-			for (std::size_t done = 0; done < count;)
+			std::size_t done = 0;
+			const result status = set_call_target_batches(set_targets, page, size, count, stride, valid, done);
+			// Marking valid failed part-way: the batches already marked would stay valid after the page is revoked
+			// (its owner believes it was never sealed, so it withdraws nothing). Withdraw them here, best effort:
+			// the failure is what the caller hears about either way.
+			if (!status.ok() && valid && done != 0)
 			{
-				const std::size_t n = count - done < batch ? count - done : batch;
-				for (std::size_t i = 0; i < n; ++i)
-					targets[i] = {(done + i) * stride, valid ? static_cast<ULONG_PTR>(CFG_CALL_TARGET_VALID) : 0};
-				if (set_targets(::GetCurrentProcess(), page, size, static_cast<ULONG>(n), targets) == 0)
-					return last_error("SetProcessValidCallTargets");
-				done += n;
+				std::size_t withdrawn = 0;
+				static_cast<void>(set_call_target_batches(set_targets, page, size, done, stride, false, withdrawn));
 			}
-			return result::success();
+			return status;
 		}
 
 		static result decommit(void* address, std::size_t size) noexcept
@@ -111,7 +109,7 @@ namespace member_thunk::detail::os
 			return result::success();
 		}
 
-		static result release(void* address, [[maybe_unused]] std::size_t size) noexcept
+		static result unreserve(void* address, [[maybe_unused]] std::size_t size) noexcept
 		{
 			if (::VirtualFree(address, 0, MEM_RELEASE) == 0)
 				return last_error("VirtualFree(MEM_RELEASE)");
@@ -159,6 +157,26 @@ namespace member_thunk::detail::os
 		}
 
 	private:
+		/// Marks the first `count` entries in batches of at most 64 (offsets ascending and 16-byte aligned, as the API
+		/// requires; slots are at least that aligned); `done` counts the entries of the batches that succeeded.
+		static result set_call_target_batches(set_valid_call_targets_fn set_targets, void* page, std::size_t size,
+		                                      std::size_t count, std::size_t stride, bool valid,
+		                                      std::size_t& done) noexcept
+		{
+			constexpr std::size_t batch = 64;
+			CFG_CALL_TARGET_INFO targets[batch]{};
+			for (done = 0; done < count;)
+			{
+				const std::size_t n = count - done < batch ? count - done : batch;
+				for (std::size_t i = 0; i < n; ++i)
+					targets[i] = {(done + i) * stride, valid ? static_cast<ULONG_PTR>(CFG_CALL_TARGET_VALID) : 0};
+				if (set_targets(::GetCurrentProcess(), page, size, static_cast<ULONG>(n), targets) == 0)
+					return last_error("SetProcessValidCallTargets");
+				done += n;
+			}
+			return result::success();
+		}
+
 		struct system_info
 		{
 			std::size_t page;
@@ -199,14 +217,10 @@ namespace member_thunk::detail::os
 			return fn;
 		}
 
-		/// The failure of `call`, with the thread's last-error code. A call that failed without setting one must
-		/// still read as a failure (an error_code of 0 would say success), so 0 becomes ERROR_GEN_FAILURE.
+		/// The failure of `call`, with the thread's last-error code (a failure even if that code is 0: see result).
 		static result last_error(const char* call) noexcept
 		{
-			const DWORD error = ::GetLastError();
-			return result::failure(
-			    std::error_code(error != 0 ? static_cast<int>(error) : ERROR_GEN_FAILURE, std::system_category()),
-			    call);
+			return result::failure(std::error_code(static_cast<int>(::GetLastError()), std::system_category()), call);
 		}
 	};
 
