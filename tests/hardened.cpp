@@ -3,6 +3,7 @@
 // pages are guarded, so an indirect branch anywhere but a thunk's entry faults.
 #include <member_thunk/member_thunk.hpp>
 
+#include "support/bti.hpp"
 #include "support/child.hpp"
 #include "support/maps.hpp"
 
@@ -19,10 +20,6 @@
 
 #if defined(__linux__)
 #include <sys/prctl.h>
-#endif
-
-#if defined(__linux__) && defined(__aarch64__)
-#include <sys/auxv.h>
 #endif
 
 #if defined(__linux__)
@@ -106,17 +103,8 @@ TEST_CASE("hardened::under PR_SET_MDWE, mark_executable throws a clear os_error 
 TEST_CASE("hardened::with BTI, thunk pages are guarded: the entry works, a branch into the middle faults",
           "[hardened][bti]")
 {
-	constexpr unsigned long hwcap2_bti = 1UL << 17;
-	const bool cpu_has_bti = (::getauxval(AT_HWCAP2) & hwcap2_bti) != 0;
-	// The aarch64 test presets run on qemu's maximal CPU, which has BTI, and say so: there this test must run.
-	const char* const expected = std::getenv("MEMBER_THUNK_EXPECT_BTI");
-	if (expected != nullptr && std::string(expected) == "1")
-		REQUIRE(cpu_has_bti);
-	if (!cpu_has_bti)
-	{
-		WARN("not tested: this CPU does not implement BTI (getauxval(AT_HWCAP2) lacks HWCAP2_BTI)");
+	if (!test::cpu_has_bti())
 		return;
-	}
 	adder a{40};
 	member_thunk::page p = member_thunk::allocate_page();
 	using callback = long (*)(void*, long);

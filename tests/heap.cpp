@@ -2,6 +2,7 @@
 // reused, invariants hold, statistics add up, and a locked heap serves several threads.
 #include <member_thunk/member_thunk.hpp>
 
+#include "support/far_os.hpp"
 #include "support/maps.hpp"
 #include "support/revoked.hpp"
 
@@ -212,39 +213,7 @@ TEST_CASE("heap::a locked heap serves several threads, and thunks run on any thr
 	CHECK(h.statistics().live_pages == 1);
 }
 
-namespace
-{
-	/// The native back end, except that every reservation lands far (64 GiB) from the hint: out of reach of any
-	/// direct jump. Counts what it reserves and releases. (A 32-bit address space has no "far": there it only
-	/// counts.)
-	struct far_os : member_thunk::detail::os::native
-	{
-		using native = member_thunk::detail::os::native;
-		static inline std::size_t reserved = 0;
-		static inline std::size_t released = 0;
-		static inline std::vector<std::uintptr_t> hints;
-
-		static member_thunk::detail::os::result reserve(std::size_t size, void* preferred, void*& out) noexcept
-		{
-			hints.push_back(reinterpret_cast<std::uintptr_t>(preferred));
-			constexpr auto far_away = static_cast<std::uintptr_t>(sizeof(void*) == 8 ? std::uint64_t{64} << 30 : 0);
-			const auto at = reinterpret_cast<std::uintptr_t>(preferred) + far_away;
-			const auto status = native::reserve(size, reinterpret_cast<void*>(at - at % size), out);
-			if (status.ok())
-				++reserved;
-			return status;
-		}
-
-		static member_thunk::detail::os::result unreserve(void* address, std::size_t size) noexcept
-		{
-			const auto status = native::unreserve(address, size);
-			if (status.ok())
-				++released;
-			return status;
-		}
-	};
-	static_assert(member_thunk::detail::os::backend<far_os>);
-} // namespace
+using test::far_os;
 
 namespace
 {
@@ -253,8 +222,7 @@ namespace
 	template<class Check>
 	void check_thunks_over_far_os(Check check)
 	{
-		far_os::reserved = far_os::released = 0;
-		far_os::hints.clear();
+		far_os::reset();
 		{
 			member_thunk::heap<member_thunk::null_lock, far_os> h;
 			counter c{5};
@@ -276,7 +244,7 @@ TEST_CASE("heap::on i386 every region is within reach: no placement hint, and ev
 {
 	check_thunks_over_far_os([](const member_thunk::heap_statistics& statistics, const auto& thunks) {
 		// A jmp rel32 wraps around the 32-bit address space: the heap lets the OS place the region.
-		CHECK(far_os::hints == std::vector<std::uintptr_t>{0});
+		CHECK(far_os::wishes == std::vector<std::uintptr_t>{0});
 		CHECK(far_os::reserved == 1);
 		CHECK(far_os::released == 0);
 		CHECK(statistics.regions == 1);
@@ -290,10 +258,10 @@ TEST_CASE("heap::a region out of reach of the code gets absolute jumps, and noth
 {
 	check_thunks_over_far_os([](const member_thunk::heap_statistics& statistics, const auto& thunks) {
 		// Every hint aimed below the code, each reservation was too far, and all but the last were given back.
-		REQUIRE(far_os::hints.size() >= 2);
-		for (const auto hint : far_os::hints)
-			CHECK(hint != 0);
-		CHECK(far_os::reserved == far_os::hints.size());
+		REQUIRE(far_os::wishes.size() >= 2);
+		for (const auto wish : far_os::wishes)
+			CHECK(wish != 0);
+		CHECK(far_os::reserved == far_os::wishes.size());
 		CHECK(far_os::released == far_os::reserved - 1);
 		CHECK(statistics.regions == 1);
 		for (const auto thunk : thunks)

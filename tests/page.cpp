@@ -279,3 +279,25 @@ TEST_CASE("page::a compile-time member thunk skips a trampoline that is one tail
 #endif
 	CHECK(t(nullptr, 4) == 5);
 }
+
+TEST_CASE("page::sealing is a step of the page's kind: it never goes through the heap that owns the page", "[page]")
+{
+	// A thread-local heap may be mid-destruction on its exiting thread while another thread seals one of its pages:
+	// mark_executable() must not touch the page's owner. Here the owner is replaced by one that dies if it is used.
+	struct untouchable final : member_thunk::detail::page_owner
+	{
+		void free_page(member_thunk::detail::region&, std::byte*, std::size_t) noexcept override
+		{
+			member_thunk::detail::fail_fast("the page's owner was used");
+		}
+	} stranger;
+	adder a{40};
+	member_thunk::page p = member_thunk::allocate_page();
+	const auto t = p.make_thunk<callback, &adder::add>(&a);
+	member_thunk::detail::region& r = *member_thunk::detail::page_access::region_of(p);
+	member_thunk::detail::page_owner* const owner = r.owner.exchange(&stranger);
+	p.mark_executable();
+	r.owner.store(owner);
+	CHECK(p.executable());
+	CHECK(t(nullptr, 2) == 42);
+}
