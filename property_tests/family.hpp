@@ -249,7 +249,7 @@ namespace prop
 	/// run-time member (the same size for every member pointer of the family).
 	[[nodiscard]] constexpr std::size_t slots_for(form f) noexcept
 	{
-		constexpr std::size_t slot = member_thunk::page::slot_size();
+		constexpr std::size_t slot = member_thunk::detail::arch::native_encoder::slot_size;
 		constexpr std::size_t data = sizeof(void*) + sizeof(long(target<long>::*)());
 		return is_run_time(f) ? 1 + (data + slot - 1) / slot : 1;
 	}
@@ -345,7 +345,7 @@ namespace prop
 	/// The slots of one page (its capacity()).
 	[[nodiscard]] inline std::size_t slots_per_page()
 	{
-		return member_thunk::detail::os::native::page_size() / member_thunk::page::slot_size();
+		return member_thunk::detail::os::native::page_size() / member_thunk::detail::arch::native_encoder::slot_size;
 	}
 
 	[[nodiscard]] inline outcome predict(const page_model& p, form how)

@@ -168,7 +168,7 @@ namespace
 			const std::uintptr_t first = actual.thunks.front();
 			RC_ASSERT(first % page_size == 0);
 			for (std::size_t k = 0; k < actual.thunks.size(); ++k)
-				RC_ASSERT(actual.thunks[k] == first + k * member_thunk::page::slot_size());
+				RC_ASSERT(actual.thunks[k] == first + k * member_thunk::detail::arch::native_encoder::slot_size);
 			RC_ASSERT(page_addresses.insert(first).second);
 			RC_ASSERT(test::protection_in(maps, reinterpret_cast<const void*>(first)) ==
 			          (expected.executable ? "r-x" : "rw-"));

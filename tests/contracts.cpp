@@ -98,5 +98,5 @@ TEST_CASE("contracts::a heap destroyed while one of its pages is alive", "[contr
 		    member_thunk::page p = h->allocate_page();
 		    h.reset();
 	    },
-	    "destroyed while some of its pages were still alive");
+	    "destroyed while some of its pages or unique thunks were still alive");
 }

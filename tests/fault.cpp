@@ -290,8 +290,8 @@ TEST_CASE("fault::sealing registers the thunk entries, and freeing withdraws exa
 		const auto registered = os_faults::call_target_calls.back();
 		CHECK(registered.valid);
 		CHECK(registered.count == 4);
-		CHECK(registered.stride == member_thunk::page::slot_size());
-		CHECK(static_cast<std::byte*>(registered.page) + 2 * member_thunk::page::slot_size() ==
+		CHECK(registered.stride == member_thunk::detail::arch::native_encoder::slot_size);
+		CHECK(static_cast<std::byte*>(registered.page) + 2 * member_thunk::detail::arch::native_encoder::slot_size ==
 		      static_cast<std::byte*>(sealed_address));
 
 		member_thunk::page unsealed = h.allocate_page();

@@ -148,7 +148,7 @@ TEST_CASE("heap::a freed page is handed out again only after MEMBER_THUNK_PAGE_C
 	CHECK(reinterpret_cast<std::uintptr_t>(t) == first_address);
 	// The reused page is fresh: read-write, trap-filled past the new thunk, and runs the new target.
 	CHECK(test::protection_of(reinterpret_cast<const void*>(t)) == "rw-");
-	std::array<std::byte, member_thunk::page::slot_size()> traps{};
+	std::array<std::byte, member_thunk::detail::arch::native_encoder::slot_size> traps{};
 	member_thunk::detail::arch::native_encoder::fill_traps(traps);
 	CHECK(std::memcmp(reinterpret_cast<const std::byte*>(t) + traps.size(), traps.data(), traps.size()) == 0);
 	q.mark_executable();

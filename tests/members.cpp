@@ -255,7 +255,8 @@ TEST_CASE("members::a run-time member thunk takes its data slots from the page's
 	CHECK(p.full());
 	// Object pointer + member pointer fit in one slot on Itanium (8 + 16 bytes), so each thunk takes two.
 	const std::size_t data_slots =
-	    (sizeof(void*) + sizeof(&base::twice) + member_thunk::page::slot_size() - 1) / member_thunk::page::slot_size();
+	    (sizeof(void*) + sizeof(&base::twice) + member_thunk::detail::arch::native_encoder::slot_size - 1) /
+	    member_thunk::detail::arch::native_encoder::slot_size;
 	CHECK(made.size() == p.capacity() / (1 + data_slots));
 	p.mark_executable();
 	// Every thunk still finds its own data, including the ones whose data sits right after the last code slot.

@@ -35,8 +35,8 @@ namespace
 TEST_CASE("page::capacity is the page size over the slot size", "[page]")
 {
 	member_thunk::page p = member_thunk::allocate_page();
-	CHECK(member_thunk::page::slot_size() == 32);
-	CHECK(p.capacity() == test::system_page_size() / member_thunk::page::slot_size());
+	CHECK(member_thunk::detail::arch::native_encoder::slot_size == 32);
+	CHECK(p.capacity() == test::system_page_size() / member_thunk::detail::arch::native_encoder::slot_size);
 	CHECK(p.size() == 0);
 	CHECK_FALSE(p.full());
 	CHECK_FALSE(p.executable());
@@ -119,16 +119,17 @@ TEST_CASE("page::a new page is all traps, and unused slots stay traps", "[page]"
 	const std::byte* const code = code_of(t);
 	// The thunk starts with its landing pad (endbr64, endbr32, bti c) and ends with traps; every later slot is all
 	// traps.
-	std::array<std::byte, member_thunk::page::slot_size()> traps{};
+	std::array<std::byte, member_thunk::detail::arch::native_encoder::slot_size> traps{};
 	member_thunk::detail::arch::native_encoder::fill_traps(traps);
 #if defined(MEMBER_THUNK_ARCH_X86_64) || defined(MEMBER_THUNK_ARCH_X86_32)
 	CHECK(code[0] == std::byte{0xF3});
 #elif defined(MEMBER_THUNK_ARCH_AARCH64)
 	CHECK(code[3] == std::byte{0xD5});      // bti c = d503245f, little-endian
 #endif
-	CHECK(code[member_thunk::page::slot_size() - 1] == traps.back());
+	CHECK(code[member_thunk::detail::arch::native_encoder::slot_size - 1] == traps.back());
 	bool all_traps = true;
-	for (std::size_t i = member_thunk::page::slot_size(); i < p.capacity() * member_thunk::page::slot_size(); ++i)
+	for (std::size_t i = member_thunk::detail::arch::native_encoder::slot_size;
+	     i < p.capacity() * member_thunk::detail::arch::native_encoder::slot_size; ++i)
 		all_traps = all_traps && code[i] == traps[i % traps.size()];
 	CHECK(all_traps);
 }
@@ -139,7 +140,7 @@ TEST_CASE("page::thunks are aligned to their slots and consecutive", "[page]")
 	member_thunk::page p = member_thunk::allocate_page();
 	const auto first = p.make_thunk<callback, &adder::add>(&a);
 	const auto second = p.make_thunk<callback, &adder::add>(&a);
-	constexpr std::size_t slot = member_thunk::page::slot_size();
+	constexpr std::size_t slot = member_thunk::detail::arch::native_encoder::slot_size;
 	CHECK(reinterpret_cast<std::uintptr_t>(first) % member_thunk::detail::arch::native_encoder::slot_alignment == 0);
 	CHECK(reinterpret_cast<std::uintptr_t>(second) - reinterpret_cast<std::uintptr_t>(first) == slot);
 }
@@ -287,6 +288,10 @@ TEST_CASE("page::sealing is a step of the page's kind: it never goes through the
 	struct untouchable final : member_thunk::detail::page_owner
 	{
 		void free_page(member_thunk::detail::region&, std::byte*, std::size_t) noexcept override
+		{
+			member_thunk::detail::fail_fast("the page's owner was used");
+		}
+		void free_slot(member_thunk::detail::region&, std::byte*) noexcept override
 		{
 			member_thunk::detail::fail_fast("the page's owner was used");
 		}

@@ -22,7 +22,7 @@ namespace
 		r.used = 0b0101;
 		r.committed = 0b0111;
 		r.queued = 0b0010;
-		r.kind = &member_thunk::detail::runtime_code_pages<member_thunk::detail::os::native>::kind;
+		r.kind = &member_thunk::detail::runtime_code_regions<member_thunk::detail::os::native>::kind;
 	}
 
 	std::string clause_of(const member_thunk::detail::invariant_violation& v)
@@ -157,6 +157,7 @@ TEST_CASE("region::the heap's check sees a corrupted region and names the clause
 		struct stranger final : member_thunk::detail::page_owner
 		{
 			void free_page(region&, std::byte*, std::size_t) noexcept override {}
+			void free_slot(region&, std::byte*) noexcept override {}
 		} other;
 		const auto owner = r.owner.load();
 		r.owner.store(&other);

@@ -19,6 +19,9 @@
 #include "detail/thread_heap.hpp"
 #include "heap.hpp"
 #include "page.hpp"
+#include "unique_thunk.hpp"
+
+#include <utility>
 
 namespace member_thunk
 {
@@ -62,6 +65,28 @@ namespace member_thunk
 	[[nodiscard]] inline page allocate_page()
 	{
 		return detail::default_heap().allocate_page();
+	}
+
+	/// A unique thunk from the default heap that calls `(that->*MemberFn)(args...)` when called as
+	/// `Callback(first, args...)`; callable at once. Throws os_error, image_pool_exhausted or std::bad_alloc.
+	template<class Callback, auto MemberFn, class Class>
+	[[nodiscard]] unique_thunk<Callback> make_unique_thunk(Class* that)
+	{
+		return detail::default_heap().template make_unique_thunk<Callback, MemberFn>(that);
+	}
+
+	/// A unique thunk from the default heap that calls `(that->*fn)(args...)`.
+	template<class Callback, class MemberFn, class Class>
+	[[nodiscard]] unique_thunk<Callback> make_unique_thunk(Class* that, MemberFn fn)
+	{
+		return detail::default_heap().template make_unique_thunk<Callback>(that, fn);
+	}
+
+	/// A unique thunk from the default heap that calls `callable(args...)` (referenced, not copied).
+	template<class Callback, class Callable>
+	[[nodiscard]] unique_thunk<Callback> make_unique_thunk(Callable&& callable)
+	{
+		return detail::default_heap().template make_unique_thunk<Callback>(std::forward<Callable>(callable));
 	}
 
 	/// Releases the default heap's regions in which no page is alive (in mode 2: the calling thread's heap).

@@ -52,6 +52,22 @@ namespace member_thunk
 		[[nodiscard]] const char* what() const noexcept override { return std::logic_error::what(); }
 	};
 
+	/// No prebuilt stub is left: the OS refused every way of mapping more of them (so the program's own image pool
+	/// served), and the pool is exhausted. what() says why each way was refused and how to make the pool larger.
+	class image_pool_exhausted final : public std::runtime_error, public exception
+	{
+	public:
+		explicit image_pool_exhausted(const std::string& refusals) :
+		    std::runtime_error("member_thunk: no prebuilt thunk is left: the image pool of stubs compiled into the "
+		                       "program is exhausted (define MEMBER_THUNK_IMAGE_POOL_TABLES larger, in every "
+		                       "translation unit), and no more stubs could be mapped" +
+		                       (refusals.empty() ? std::string() : " (" + refusals + ")"))
+		{
+		}
+
+		[[nodiscard]] const char* what() const noexcept override { return std::runtime_error::what(); }
+	};
+
 	/// An operating-system call failed. code() is the OS error (errno on POSIX, GetLastError() on Windows) and what()
 	/// names the library operation and the OS call that failed.
 	class os_error final : public std::system_error, public exception

@@ -7,6 +7,7 @@
 #include "heap_statistics.hpp"
 #include "lock.hpp"
 #include "page.hpp"
+#include "unique_thunk.hpp"
 
 namespace member_thunk
 {
@@ -39,13 +40,17 @@ namespace member_thunk
 
 		~heap() override
 		{
-			if (base::live_pages() != 0)
-				detail::fail_fast("a member_thunk::heap was destroyed while some of its pages were still alive; "
-				                  "destroy every page before its heap");
+			if (base::live_objects() != 0)
+				detail::fail_fast("a member_thunk::heap was destroyed while some of its pages or unique thunks were "
+				                  "still alive; destroy them before their heap");
 		}
 
 		/// Returns a new read-write page, ready for make_thunk(). Throws os_error if the OS refuses memory.
 		using base::allocate_page;
+
+		/// Makes a unique thunk (see unique_thunk.hpp): make_unique_thunk<Callback, &Class::member>(object),
+		/// make_unique_thunk<Callback>(object, &Class::member), make_unique_thunk<Callback>(callable).
+		using base::make_unique_thunk;
 
 		/// Gives back every region in which no page is alive, and the memory of the freed pages kept for reuse.
 		/// Throws os_error if the OS refuses (after trying everything; the next call tries again).

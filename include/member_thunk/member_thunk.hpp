@@ -15,4 +15,5 @@
 #include "heap.hpp"
 #include "lock.hpp"
 #include "page.hpp"
+#include "unique_thunk.hpp"
 #include "version.hpp"

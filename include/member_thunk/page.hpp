@@ -1,24 +1,31 @@
 // member_thunk: a page of thunks.
 //
-// A `page` owns one OS page taken from a heap. Thunks are written into it while it is read-write; mark_executable()
-// seals it read-execute for good. Destroying the page revokes it at once: it stops being executable and is filled
-// with traps (or decommitted), so a call through a dangling thunk faults instead of running stale code.
+// A `page` owns one OS page taken from a heap, of one of two kinds (detail/region_kind.hpp):
+//   run-time code   thunks are machine code written into the page while it is read-write; mark_executable() seals
+//                   it read-execute for good (the fastest thunks: a direct jump to the target);
+//   prebuilt stubs  thunks are fixed stubs whose data slots {bound, target} fill the page; mark_executable() seals
+//                   the data read-only (used where the OS forbids run-time code, detail/prebuilt_regions.hpp).
+// Either way, destroying the page revokes it at once: nothing in it can be called any more, and a call through a
+// dangling thunk faults instead of running stale code.
 //
-// Slots: code slots fill the page from the start (the first size() slots are thunk entries); the data of run-time
-// member thunks (object pointer + member pointer) fills it from the end. Free slots hold traps.
+// Slots: thunks take slots from the start of the page (the first size() slots that may hold thunks are their entries
+// or data slots); the data of run-time member thunks (object pointer + member pointer) fills slots from the end. Free
+// slots hold traps.
 #pragma once
 
 #include "detail/arch/encoder.hpp"
 #include "detail/callback.hpp"
 #include "detail/config.hpp"
 #include "detail/os_error.hpp"
-#include "detail/page_kind.hpp"
+#include "detail/prebuilt_regions.hpp"
 #include "detail/region.hpp"
+#include "detail/region_kind.hpp"
 #include "exception.hpp"
 
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <span>
@@ -44,7 +51,7 @@ namespace member_thunk
 
 		page(page&& other) noexcept :
 		    region_(std::exchange(other.region_, nullptr)), address_(other.address_), slot_count_(other.slot_count_),
-		    code_slots_(other.code_slots_), data_slots_(other.data_slots_), executable_(other.executable_)
+		    front_(other.front_), back_(other.back_), executable_(other.executable_)
 		{
 		}
 
@@ -56,8 +63,8 @@ namespace member_thunk
 				region_ = std::exchange(other.region_, nullptr);
 				address_ = other.address_;
 				slot_count_ = other.slot_count_;
-				code_slots_ = other.code_slots_;
-				data_slots_ = other.data_slots_;
+				front_ = other.front_;
+				back_ = other.back_;
 				executable_ = other.executable_;
 			}
 			return *this;
@@ -68,9 +75,9 @@ namespace member_thunk
 
 		/// Makes a thunk that calls `(that->*fn)(args...)` when called as `Callback(first, args...)`; `first` is
 		/// ignored. `fn` is any pointer to a member function of Class or of a base of Class (virtual members are
-		/// dispatched at each call, like a direct call would). Takes one code slot plus data slots for `that` and
-		/// `fn`. Precondition: `that` is not null and the page is not moved-from. Throws page_executable if the page
-		/// was sealed, page_full if it lacks the slots.
+		/// dispatched at each call, like a direct call would). Takes one slot plus the slots that hold `that` and
+		/// `fn` (see free_slots()). Precondition: `that` and `fn` are not null and the page is not moved-from.
+		/// Throws page_executable if the page was sealed, page_full if it lacks the slots.
 		template<class Callback, class MemberFn, class Class>
 		[[nodiscard]] Callback make_thunk(Class* that, MemberFn fn)
 		{
@@ -80,12 +87,32 @@ namespace member_thunk
 				MEMBER_THUNK_EXPECTS(fn != nullptr, "make_thunk() was given a null member function pointer");
 				using block = detail::bound_member_block<Class, MemberFn>;
 				static_assert(std::is_trivially_copyable_v<block> && alignof(block) <= encoder::slot_alignment);
-				constexpr std::size_t data_slots = (sizeof(block) + encoder::slot_size - 1) / encoder::slot_size;
-				check_writable(1 + data_slots);
-				data_slots_ += data_slots;
-				std::byte* const data = address_ + (slot_count_ - data_slots_) * encoder::slot_size;
-				const block* const stored = std::construct_at(reinterpret_cast<block*>(data), block{that, fn});
-				return emit<Callback>(stored, &trampolines<Callback>::template bound_member<block>::call);
+				const block value{that, fn};
+				if (!prebuilt())
+				{
+					// Run-time code: the block itself, in whole slots at the end of the page (sealed with it).
+					const std::size_t data_slots = (sizeof(block) + slot_size() - 1) / slot_size();
+					check_writable(1 + data_slots);
+					back_ += data_slots;
+					std::byte* const data = slot_address(slot_count_ - back_);
+					const block* const stored = std::construct_at(reinterpret_cast<block*>(data), value);
+					return emit<Callback>(stored, &trampolines<Callback>::template bound_member<block>::call);
+				}
+				// Prebuilt stubs: the block's words in the first words of consecutive data slots, whose second words
+				// (the stubs' targets) keep pointing at the trap.
+				constexpr std::size_t word = sizeof(std::uintptr_t);
+				constexpr std::size_t pieces = (sizeof(block) + word - 1) / word;
+				std::byte* const first = take_contiguous_from_back(pieces);
+				unsigned char bytes[pieces * word]{};
+				std::memcpy(bytes, &value, sizeof(block));
+				for (std::size_t i = 0; i < pieces; ++i)
+				{
+					std::uintptr_t piece = 0;
+					std::memcpy(&piece, bytes + i * word, word);
+					detail::write_slot(first + i * slot_size(), piece, detail::stubs::trap_target());
+				}
+				return emit<Callback>(
+				    first, &trampolines<Callback>::template scattered_member<block, detail::stubs::slot_size>::call);
 			}
 			else
 				return no_thunk<Callback>();
@@ -141,10 +168,11 @@ namespace member_thunk
 			return no_thunk<Callback>();
 		}
 
-		/// Seals the page: read-execute from now on, instruction cache flushed, thunk entries registered as call
-		/// targets where the OS has such a list (Windows CFG). Thunks may be called only after this returns. Does
-		/// nothing if the page is already executable. Throws os_error if the OS refuses; executable() then tells
-		/// whether the page is still writable (it is, unless restoring it failed too).
+		/// Seals the page: its thunks may be called from now on, and nothing they read can change. Run-time code:
+		/// read-execute, instruction cache flushed, thunk entries registered as call targets where the OS has such a
+		/// list (Windows CFG). Prebuilt stubs: the data slots become read-only. Thunks may be called only after this
+		/// returns. Does nothing if the page is already sealed. Throws os_error if the OS refuses; executable() then
+		/// tells whether the page is still writable (it is, unless restoring it failed too).
 		void mark_executable()
 		{
 			expect_valid();
@@ -152,22 +180,24 @@ namespace member_thunk
 				return;
 			// A static step of the region's kind: it needs neither the heap nor its lock, and works whoever owns the
 			// region by now (another thread's heap, the orphanage).
-			const detail::seal_outcome outcome = region_->kind->seal(address_, region_->page_size, code_slots_);
+			const detail::seal_outcome outcome = region_->kind->seal(*region_, address_, front_);
 			executable_ = outcome.sealed;
 			if (!outcome.ok())
 				detail::throw_os_error(outcome.doing, outcome.failure);
 		}
 
 		/// True when no slot is free. A page that is not full has room for a compile-time member or callable thunk
-		/// (one slot); a run-time member thunk needs two (see free_slots()).
+		/// (one slot); a run-time member thunk needs more (see free_slots()).
 		[[nodiscard]] bool full() const noexcept { return free_slots() == 0; }
 
-		/// The slots not yet taken: a compile-time member thunk or a callable thunk takes one, a run-time member
-		/// thunk two (its code, and its object and member pointers).
+		/// The slots not yet taken. A compile-time member thunk or a callable thunk takes one; a run-time member
+		/// thunk takes one plus those that hold its object and member pointers: one more on pages of run-time code
+		/// (a slot is 32 bytes), one more per pointer-sized word of them on pages of prebuilt stubs (three with the
+		/// Itanium C++ ABI on 64-bit targets, kept in consecutive slots).
 		[[nodiscard]] std::size_t free_slots() const noexcept
 		{
 			expect_valid();
-			return slot_count_ - code_slots_ - data_slots_;
+			return slot_count_ - front_ - back_;
 		}
 
 		/// True once mark_executable() has sealed the page.
@@ -177,22 +207,35 @@ namespace member_thunk
 			return executable_;
 		}
 
+		/// Whether the page's thunks are prebuilt stubs (the OS forbids run-time code, or MEMBER_THUNK_NO_RUNTIME_CODE)
+		/// rather than code written into the page.
+		[[nodiscard]] bool prebuilt() const noexcept
+		{
+			expect_valid();
+			return region_->kind->prebuilt;
+		}
+
 		/// The number of thunks made on this page.
 		[[nodiscard]] std::size_t size() const noexcept
 		{
 			expect_valid();
-			return code_slots_;
+			return front_;
 		}
 
-		/// The number of slots in this page: the most thunks it can hold (page size / slot size).
+		/// The number of slots in this page that may hold thunks: the most thunks it can hold.
 		[[nodiscard]] std::size_t capacity() const noexcept
 		{
 			expect_valid();
 			return slot_count_;
 		}
 
-		/// The size in bytes of one slot (and so of the code of one thunk).
-		[[nodiscard]] static constexpr std::size_t slot_size() noexcept { return encoder::slot_size; }
+		/// The size in bytes of one slot: 32 (the code of a thunk) on pages of run-time code, 16 (the data of a
+		/// prebuilt stub) on pages of prebuilt stubs.
+		[[nodiscard]] std::size_t slot_size() const noexcept
+		{
+			expect_valid();
+			return region_->kind->slot_size;
+		}
 
 	private:
 		friend struct detail::page_access;
@@ -201,7 +244,7 @@ namespace member_thunk
 		using trampolines = detail::trampolines_for<Callback>;
 
 		page(detail::region& r, std::byte* address) noexcept :
-		    region_(&r), address_(address), slot_count_(r.page_size / r.kind->slot_size)
+		    region_(&r), address_(address), slot_count_(r.kind->usable_slots(r.page_size))
 		{
 		}
 
@@ -229,17 +272,53 @@ namespace member_thunk
 				throw page_full();
 		}
 
+		/// The address of the slot that holds the `position`-th thunk of the page.
+		[[nodiscard]] std::byte* slot_address(std::size_t position) const noexcept
+		{
+			return address_ + region_->kind->slot_of(position) * region_->kind->slot_size;
+		}
+
+		/// Takes `count` slots from the end of the free ones that are adjacent in memory (never split by a chunk
+		/// header), plus one for the thunk itself; returns the first of them. Throws like check_writable().
+		std::byte* take_contiguous_from_back(std::size_t count)
+		{
+			check_writable(1 + count);
+			std::size_t end = slot_count_ - back_; // one past the last free position
+			while (true)
+			{
+				const std::size_t begin = end - count;
+				if (begin >= front_ + 1 && slot_address(end - 1) - slot_address(begin) ==
+				                               static_cast<std::ptrdiff_t>((count - 1) * slot_size()))
+				{
+					back_ = slot_count_ - begin;
+					return slot_address(begin);
+				}
+				// The run crosses a chunk header: leave the positions after it and try before it.
+				const std::size_t per_chunk = region_->kind->chunk_slots - region_->kind->header_slots;
+				const std::size_t chunk_start = (end - 1) / per_chunk * per_chunk;
+				if (chunk_start < front_ + 1 + count)
+					throw page_full();
+				end = chunk_start;
+			}
+		}
+
 		// `target` has exactly the callback's signature with the first parameter made void*: that is what makes the
 		// jump ABI-correct, so it is a parameter type, not a deduced one.
 		template<class Callback>
 		Callback emit(const volatile void* bound, typename detail::callback_traits<Callback>::target target) noexcept
 		{
-			std::byte* const slot = address_ + code_slots_ * encoder::slot_size;
-			const auto slot_address = reinterpret_cast<std::uintptr_t>(slot);
-			encoder::encode(std::span<std::byte, encoder::slot_size>(slot, encoder::slot_size),
-			                reinterpret_cast<std::uintptr_t>(bound),
-			                destination(reinterpret_cast<std::uintptr_t>(target), slot_address), slot_address);
-			++code_slots_;
+			std::byte* const slot = slot_address(front_++);
+			const auto bound_address = reinterpret_cast<std::uintptr_t>(bound);
+			const auto trampoline = reinterpret_cast<std::uintptr_t>(target);
+			if (prebuilt())
+			{
+				// The stub jumps indirectly: always to the trampoline itself, which has its landing pad.
+				detail::write_slot(slot, bound_address, trampoline);
+				return std::bit_cast<Callback>(slot + region_->thunk_stubs);
+			}
+			const auto at = reinterpret_cast<std::uintptr_t>(slot);
+			encoder::encode(std::span<std::byte, encoder::slot_size>(slot, encoder::slot_size), bound_address,
+			                destination(trampoline, at), at);
 			return std::bit_cast<Callback>(slot);
 		}
 
@@ -271,15 +350,15 @@ namespace member_thunk
 			if (region_ != nullptr)
 			{
 				detail::region& r = *std::exchange(region_, nullptr);
-				r.owner.load(std::memory_order_acquire)->free_page(r, address_, executable_ ? code_slots_ : 0);
+				r.owner.load(std::memory_order_acquire)->free_page(r, address_, executable_ ? front_ : 0);
 			}
 		}
 
 		detail::region* region_;
 		std::byte* address_;
 		std::size_t slot_count_;
-		std::size_t code_slots_ = 0;
-		std::size_t data_slots_ = 0;
+		std::size_t front_ = 0; // thunks made, from the start
+		std::size_t back_ = 0;  // slots taken by run-time member data, from the end
 		bool executable_ = false;
 	};
 
@@ -292,6 +371,9 @@ namespace member_thunk
 
 			/// The region holding a page (for validity tests).
 			[[nodiscard]] static region* region_of(const page& p) noexcept { return p.region_; }
+
+			/// The page's first byte: its code (run-time code) or its data slots (prebuilt stubs).
+			[[nodiscard]] static std::byte* address_of(const page& p) noexcept { return p.address_; }
 		};
 	} // namespace detail
 } // namespace member_thunk

@@ -23,6 +23,10 @@ namespace test
 		set_call_targets,
 		decommit,
 		unreserve,
+		protect,
+		probe_executable,
+		map_image_code,
+		map_sealed_copy,
 		count
 	};
 
@@ -34,6 +38,9 @@ namespace test
 		static inline std::array<bool, static_cast<std::size_t>(os_call::count)> fail_always{};
 		static inline std::array<std::size_t, static_cast<std::size_t>(os_call::count)> calls{};
 		static inline int error = ENOMEM;
+		/// When set, every attempt to make memory executable (make_executable, probe_executable, and the stub ways
+		/// that map code) is refused as a W^X policy refuses it (EACCES, a policy refusal), like prctl(PR_SET_MDWE).
+		static inline bool refuse_execution = false;
 		/// Every reservation made and not yet released (address -> size): the leak oracle. A process-wide mapping
 		/// count would also see the mappings of sanitizer runtimes and allocators; this sees only the heap's.
 		static inline std::map<std::uintptr_t, std::size_t> reservations;
@@ -55,6 +62,7 @@ namespace test
 			fail_always = {};
 			calls = {};
 			error = ENOMEM;
+			refuse_execution = false;
 			call_target_calls.clear();
 		}
 
@@ -98,8 +106,31 @@ namespace test
 		}
 		static result make_executable(void* p, std::size_t n) noexcept
 		{
-			return os_faults::should_fail(os_call::make_executable) ? injected("injected make_executable")
-			                                                        : native::make_executable(p, n);
+			if (os_faults::should_fail(os_call::make_executable))
+				return injected("injected make_executable");
+			return os_faults::refuse_execution ? refused("injected make_executable") : native::make_executable(p, n);
+		}
+		static result protect(void* p, std::size_t n, member_thunk::detail::os::access a) noexcept
+		{
+			return os_faults::should_fail(os_call::protect) ? injected("injected protect") : native::protect(p, n, a);
+		}
+		static result probe_executable(void* p, std::size_t n) noexcept
+		{
+			if (os_faults::should_fail(os_call::probe_executable))
+				return injected("injected probe_executable");
+			return os_faults::refuse_execution ? refused("injected probe_executable") : native::probe_executable(p, n);
+		}
+		static result map_image_code(void* at, std::size_t n, const void* code) noexcept
+		{
+			if (os_faults::should_fail(os_call::map_image_code))
+				return injected("injected map_image_code");
+			return native::map_image_code(at, n, code);
+		}
+		static result map_sealed_copy(void* at, std::size_t n, const void* code) noexcept
+		{
+			if (os_faults::should_fail(os_call::map_sealed_copy))
+				return injected("injected map_sealed_copy");
+			return native::map_sealed_copy(at, n, code);
 		}
 		static result flush_instruction_cache(void* p, std::size_t n) noexcept
 		{
@@ -132,6 +163,11 @@ namespace test
 		static result injected(const char* call) noexcept
 		{
 			return result::failure(std::error_code(os_faults::error, std::system_category()), call);
+		}
+		static result refused(const char* call) noexcept
+		{
+			return result::refused_by_policy(std::error_code(EACCES, std::system_category()), call,
+			                                 "an injected W^X policy forbids making memory executable");
 		}
 	};
 

@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <functional>
 #include <type_traits>
 
@@ -302,6 +304,25 @@ namespace member_thunk::detail
 			{
 				const auto* const b = static_cast<const Block*>(block);
 				return (b->object->*(b->member))(static_cast<A&&>(args)...);
+			}
+		};
+
+		/// Run-time member on a page of prebuilt stubs: the block's bytes are spread over the first words of
+		/// consecutive data slots, `Stride` bytes apart, whose second words (the stubs' targets) keep pointing at the
+		/// trap. `pieces` is the first of them.
+		template<class Block, std::size_t Stride>
+		struct scattered_member
+		{
+			static R call(void* pieces, A... args) noexcept(NoExcept)
+			{
+				constexpr std::size_t word = sizeof(std::uintptr_t);
+				unsigned char bytes[sizeof(Block)];
+				for (std::size_t at = 0; at < sizeof(Block); at += word)
+					std::memcpy(bytes + at, static_cast<const unsigned char*>(pieces) + at / word * Stride,
+					            sizeof(Block) - at < word ? sizeof(Block) - at : word);
+				Block b;
+				std::memcpy(&b, bytes, sizeof(Block));
+				return (b.object->*(b.member))(static_cast<A&&>(args)...);
 			}
 		};
 

@@ -13,6 +13,13 @@
 //                                     executable) in a first-in first-out queue; a freed page is handed out again only
 //                                     once this many pages were freed after it. Default 16; 0 decommits every freed
 //                                     page at once (and may hand its address out again at once).
+//   MEMBER_THUNK_UNIQUE_QUARANTINE    how many freed unique-thunk slots a heap keeps queued before it reuses the
+//   oldest:
+//                                     a dangling pointer to a destroyed unique thunk traps until at least this many
+//                                     other unique thunks were destroyed after it. Default 256.
+//   MEMBER_THUNK_NO_RUNTIME_CODE      never write code at run time: every thunk is a prebuilt stub.
+//   MEMBER_THUNK_IMAGE_POOL_TABLES    the size of the pool of stubs compiled into the program (see
+//                                     detail/arch/stub_tables.hpp). Default 1.
 //   MEMBER_THUNK_FOLLOW_JUMPS         1 (default): a thunk that reaches its target with a direct jump skips a
 //                                     trampoline that is only a tail jump, which means reading that trampoline's first
 //                                     instruction; 0: never read code (for execute-only text).
@@ -42,6 +49,13 @@
 #endif
 #if MEMBER_THUNK_PAGE_CACHE < 0 || MEMBER_THUNK_PAGE_CACHE > 256
 #error "MEMBER_THUNK_PAGE_CACHE must be 0 (decommit every freed page) or a number of pages up to 256"
+#endif
+
+#ifndef MEMBER_THUNK_UNIQUE_QUARANTINE
+#define MEMBER_THUNK_UNIQUE_QUARANTINE 256
+#endif
+#if MEMBER_THUNK_UNIQUE_QUARANTINE < 0
+#error "MEMBER_THUNK_UNIQUE_QUARANTINE must be 0 or a positive number of slots"
 #endif
 
 #ifndef MEMBER_THUNK_DEBUG

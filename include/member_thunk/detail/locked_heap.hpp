@@ -2,19 +2,27 @@
 // handles free. The user's heap<Lock>, a thread's default heap (MEMBER_THUNK_THREAD_LOCAL_HEAPS) and the orphanage
 // that adopts the pages outliving their thread are all this class; they differ only in their Policy:
 //   Policy::cache_capacity      how many freed pages to keep committed for reuse
+//   Policy::reuses_slots        queue freed unique-thunk slots for reuse (the orphanage never allocates: it does not)
 //   Policy::unreserve_empty     give a region back as soon as its last page is freed (the orphanage)
 //   policy.check_free_thread()  called before a page is freed (a thread's heap: only on its thread)
 #pragma once
 
 #include "../heap_statistics.hpp"
 #include "../page.hpp"
+#include "../unique_thunk.hpp"
+#include "callback.hpp"
 #include "config.hpp"
 #include "heap_core.hpp"
 #include "os/result.hpp"
 #include "region.hpp"
 
+#include <bit>
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <mutex>
+#include <new>
+#include <type_traits>
 
 namespace member_thunk::detail
 {
@@ -22,6 +30,7 @@ namespace member_thunk::detail
 	struct shared_heap_policy
 	{
 		static constexpr std::size_t cache_capacity = MEMBER_THUNK_PAGE_CACHE;
+		static constexpr bool reuses_slots = true;
 		static constexpr bool unreserve_empty = false;
 		static void check_free_thread() noexcept {}
 	};
@@ -30,7 +39,7 @@ namespace member_thunk::detail
 	class locked_heap : public page_owner, protected Policy
 	{
 	public:
-		using core_type = heap_core<Os, Policy::cache_capacity>;
+		using core_type = heap_core<Os, Policy::cache_capacity, Policy::reuses_slots>;
 
 		locked_heap() = default;
 		locked_heap(const locked_heap&) = delete;
@@ -47,6 +56,78 @@ namespace member_thunk::detail
 			auto result = core_.allocate(*this);
 			check();
 			return result;
+		}
+
+		/// A unique thunk that calls `(that->*MemberFn)(args...)` when called as `Callback(first, args...)`; callable
+		/// at once. Same checks and preconditions as page::make_thunk. Throws os_error or image_pool_exhausted if no
+		/// slot can be had, std::bad_alloc.
+		template<class Callback, auto MemberFn, class Class>
+		[[nodiscard]] unique_thunk<Callback> make_unique_thunk(Class* that)
+		{
+			if constexpr (check_member<Callback, Class, decltype(MemberFn)>())
+			{
+				static_assert(!is_null_member<MemberFn>, "member_thunk: MemberFn must not be a null member pointer");
+				MEMBER_THUNK_EXPECTS(that != nullptr, "make_unique_thunk() was given a null object pointer");
+				return make_unique<Callback>(that, &trampolines_for<Callback>::template member<Class, MemberFn>::call,
+				                             false);
+			}
+			else
+				return {};
+		}
+
+		/// A unique thunk that calls `(that->*fn)(args...)`; its object and member pointers are kept in a block the
+		/// thunk owns (allocated with operator new, freed with the thunk).
+		template<class Callback, class MemberFn, class Class>
+		[[nodiscard]] unique_thunk<Callback> make_unique_thunk(Class* that, MemberFn fn)
+		{
+			if constexpr (check_member<Callback, Class, MemberFn>())
+			{
+				MEMBER_THUNK_EXPECTS(that != nullptr, "make_unique_thunk() was given a null object pointer");
+				MEMBER_THUNK_EXPECTS(fn != nullptr, "make_unique_thunk() was given a null member function pointer");
+				using block = bound_member_block<Class, MemberFn>;
+				static_assert(alignof(block) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+				void* const storage = ::operator new(sizeof(block));
+				try
+				{
+					const block* const b = ::new (storage) block{that, fn};
+					return make_unique<Callback>(b, &trampolines_for<Callback>::template bound_member<block>::call,
+					                             true);
+				}
+				catch (...)
+				{
+					::operator delete(storage);
+					throw;
+				}
+			}
+			else
+				return {};
+		}
+
+		/// A unique thunk that calls `callable(args...)`; the callable is referenced, not copied: it must outlive
+		/// every call of the thunk.
+		template<class Callback, class Callable>
+		[[nodiscard]] unique_thunk<Callback> make_unique_thunk(Callable& callable)
+		{
+			if constexpr (check_callable<Callback, Callable>())
+				return make_unique<Callback>(std::addressof(callable),
+				                             &trampolines_for<Callback>::template callable<Callable>::call, false);
+			else
+				return {};
+		}
+
+		/// A temporary callable would be gone before the thunk is called: this overload only explains the error.
+		template<class Callback, class Callable>
+		requires(!std::is_lvalue_reference_v<Callable>)
+		    unique_thunk<Callback> make_unique_thunk([[maybe_unused]] Callable&& callable)
+		{
+			static_assert(std::is_pointer_v<std::remove_cvref_t<Callable>> || std::is_lvalue_reference_v<Callable>,
+			              "member_thunk: the callable must outlive the thunk, which refers to it: pass a named object "
+			              "(an lvalue), not a temporary");
+			static_assert(!std::is_pointer_v<std::remove_cvref_t<Callable>>,
+			              "member_thunk: pass the callable object itself (by reference), not a pointer to it; for a "
+			              "member function use make_unique_thunk<Callback>(object, &Class::member) or "
+			              "make_unique_thunk<Callback, &Class::member>(object)");
+			return {};
 		}
 
 		/// Gives back the regions in which no page is alive and decommits the cached pages. Throws os_error.
@@ -78,10 +159,24 @@ namespace member_thunk::detail
 		void free_page(region& r, std::byte* address, std::size_t sealed_thunks) noexcept final
 		{
 			Policy::check_free_thread();
-			const bool committed = r.kind->revoke(address, r.page_size, sealed_thunks);
+			const bool committed = r.kind->revoke(r, address, sealed_thunks);
 			const std::lock_guard guard(lock_);
 			check();
 			core_.return_page(r, address, committed);
+			if constexpr (Policy::unreserve_empty)
+				core_.unreserve_if_empty(r);
+			check();
+		}
+
+		/// Empties the slot outside the lock (it is still counted alive, so nothing else touches it), then takes it
+		/// back under the lock.
+		void free_slot(region& r, std::byte* slot) noexcept final
+		{
+			Policy::check_free_thread();
+			empty_slot(slot);
+			const std::lock_guard guard(lock_);
+			check();
+			core_.return_slot(r, slot);
 			if constexpr (Policy::unreserve_empty)
 				core_.unreserve_if_empty(r);
 			check();
@@ -98,13 +193,31 @@ namespace member_thunk::detail
 			check();
 		}
 
-		[[nodiscard]] std::size_t live_pages() const
+		/// Pages and unique thunks alive.
+		[[nodiscard]] std::size_t live_objects() const
 		{
 			const std::lock_guard guard(lock_);
-			return core_.live_pages();
+			return core_.live_pages() + core_.live_slots();
 		}
 
 	private:
+		/// Takes a slot under the lock and writes it outside.
+		template<class Callback>
+		[[nodiscard]] unique_thunk<Callback> make_unique(const volatile void* bound,
+		                                                 typename callback_traits<Callback>::target target, bool owned)
+		{
+			slot_location where;
+			{
+				const std::lock_guard guard(lock_);
+				check();
+				where = core_.allocate_slot(*this);
+				check();
+			}
+			write_slot(where.slot, reinterpret_cast<std::uintptr_t>(bound), reinterpret_cast<std::uintptr_t>(target));
+			return unique_thunk_access::make<Callback>(std::bit_cast<Callback>(where.slot + where.owner->thunk_stubs),
+			                                           where.slot, owned);
+		}
+
 		void check() const noexcept
 		{
 #if MEMBER_THUNK_DEBUG

@@ -2,14 +2,19 @@
 //
 // Glossary
 //   heap    owns regions and hands out pages; one lock (or none) guards it.
-//   region  one OS reservation of Os::region_size() bytes: page_count pages of Os::page_size() bytes.
-//   page    one OS page of a region, handed out to one `page` handle, which writes thunks into it and then seals it.
+//   region  page_count pages of page_size bytes from one reservation (or from the image pool), of one kind
+//           (region_kind.hpp): run-time code, or the data pages of prebuilt stubs.
+//   page    one OS page of a region, handed out to one `page` handle, which writes thunks into it and then seals it,
+//           or kept by the heap as a slab from which unique thunks take one slot each.
 //   slot    the fixed-size place of one thunk (or of its data) in a page.
-//   thunk   machine code in a slot that replaces the callback's first argument and jumps to the target.
+//   thunk   code that puts a bound pointer in the callback's first argument and jumps to the target: written into a
+//           slot (run-time code), or a prebuilt stub whose data slot holds the pointer and the target.
 //
 // Invariants of a region r (checked by first_violation()):
 //   r.base != nullptr, aligned to the page size;  1 <= r.page_count <= 64;  r.kind != nullptr
-//   r.used      ⊆ {0 .. page_count-1}   pages held by a live page handle
+//   r.used      ⊆ {0 .. page_count-1}   pages held by a live page handle or by the heap's slab of unique thunks
+//   r.slab      ⊆ r.used                 pages of the slab (prebuilt regions only)
+//   r.live_slots[i] == 0 unless i ∈ r.slab   unique thunks alive on each page
 //   r.committed ⊆ {0 .. page_count-1}   pages with memory (read-write or sealed)
 //   r.used ⊆ r.committed                 a free but committed page (a cached page) is writable, trap-filled, never
 //                                        executable
@@ -18,8 +23,9 @@
 #pragma once
 
 #include "config.hpp"
-#include "page_kind.hpp"
+#include "region_kind.hpp"
 
+#include <array>
 #include <atomic>
 #include <bit>
 #include <cstddef>
@@ -41,6 +47,9 @@ namespace member_thunk::detail
 		/// `sealed_thunks`: how many of its slots were registered as call targets (0 if it was never sealed).
 		virtual void free_page(region& r, std::byte* page, std::size_t sealed_thunks) noexcept = 0;
 
+		/// Empties a unique thunk's data slot (a call through it traps from now on) and takes the slot back.
+		virtual void free_slot(region& r, std::byte* slot) noexcept = 0;
+
 	protected:
 		page_owner() = default;
 		page_owner(const page_owner&) = default;
@@ -53,16 +62,28 @@ namespace member_thunk::detail
 	{
 		static constexpr std::size_t max_pages = 64;
 
-		std::byte* base = nullptr;
+		std::byte* base = nullptr; ///< the first page (for prebuilt stubs: the first data page)
 		std::size_t page_size = 0;
 		std::size_t page_count = 0;
 		std::uint64_t used = 0;
 		std::uint64_t committed = 0;
 		std::uint64_t queued = 0;
-		const page_kind* kind = nullptr;
+		std::uint64_t slab = 0;
+		const region_kind* kind = nullptr;
+		/// What unreserve gives back: the reservation (which may start before `base`), or the pool's share.
+		std::byte* reservation = nullptr;
+		std::size_t reservation_size = 0;
+		/// Prebuilt stubs: added to a data slot's address, the address of its thunk stub and of its closure stub.
+		std::ptrdiff_t thunk_stubs = 0;
+		std::ptrdiff_t closure_stubs = 0;
+		/// Set when the OS refused to make one of the region's pages executable: a W^X policy came into force after
+		/// the heap probed for one. The heap then stops making run-time code.
+		std::atomic<bool> execution_refused{false};
 		std::atomic<page_owner*> owner{nullptr};
 		region* prev = nullptr;
 		region* next = nullptr;
+		/// Unique thunks alive on each slab page.
+		std::array<std::uint16_t, max_pages> live_slots{};
 
 		[[nodiscard]] std::uint64_t all_pages() const noexcept
 		{
@@ -72,6 +93,11 @@ namespace member_thunk::detail
 		[[nodiscard]] bool has_free_page() const noexcept { return (used & all_pages()) != all_pages(); }
 		[[nodiscard]] bool empty() const noexcept { return used == 0; }
 		[[nodiscard]] std::size_t live_pages() const noexcept { return static_cast<std::size_t>(std::popcount(used)); }
+		/// Pages held by page handles (not the slab).
+		[[nodiscard]] std::size_t handle_pages() const noexcept
+		{
+			return static_cast<std::size_t>(std::popcount(used & ~slab));
+		}
 		/// Free pages kept committed (read-write, trap-filled) for reuse.
 		[[nodiscard]] std::uint64_t cached() const noexcept { return committed & ~used; }
 		[[nodiscard]] std::size_t cached_pages() const noexcept
@@ -118,6 +144,10 @@ namespace member_thunk::detail
 			MEMBER_THUNK_CLAUSE((committed & ~all_pages()) == 0);
 			MEMBER_THUNK_CLAUSE((used & ~committed) == 0);
 			MEMBER_THUNK_CLAUSE((queued & ~cached()) == 0);
+			MEMBER_THUNK_CLAUSE((slab & ~used) == 0);
+			MEMBER_THUNK_CLAUSE(slab == 0 || kind->prebuilt);
+			for (std::size_t i = 0; i < page_count; ++i)
+				MEMBER_THUNK_CLAUSE(live_slots[i] == 0 || (slab & bit(i)) != 0);
 			return {};
 		}
 

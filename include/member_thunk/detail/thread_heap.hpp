@@ -41,6 +41,7 @@ namespace member_thunk::detail
 	struct orphanage_policy
 	{
 		static constexpr std::size_t cache_capacity = 0;
+		static constexpr bool reuses_slots = false;
 		static constexpr bool unreserve_empty = true;
 		static void check_free_thread() noexcept {}
 	};
@@ -72,14 +73,15 @@ namespace member_thunk::detail
 	{
 	public:
 		static constexpr std::size_t cache_capacity = MEMBER_THUNK_PAGE_CACHE;
+		static constexpr bool reuses_slots = true;
 		static constexpr bool unreserve_empty = false;
 
 		void check_free_thread() const noexcept
 		{
 			if (std::this_thread::get_id() != thread_)
-				fail_fast("a page of a thread-local default heap (MEMBER_THUNK_THREAD_LOCAL_HEAPS) was destroyed on "
-				          "another thread while the thread that allocated it was still running; destroy pages on "
-				          "their own thread, or use MEMBER_THUNK_THREAD_SAFE_HEAP");
+				fail_fast("a page or unique thunk of a thread-local default heap (MEMBER_THUNK_THREAD_LOCAL_HEAPS) was "
+				          "destroyed on another thread while the thread that made it was still running; destroy it "
+				          "on its own thread, or use MEMBER_THUNK_THREAD_SAFE_HEAP");
 		}
 
 	private:

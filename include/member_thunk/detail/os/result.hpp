@@ -42,6 +42,7 @@ namespace member_thunk::detail::os
 		{
 			result r;
 			r.failed_ = true;
+			r.policy_ = false;
 			r.error_ =
 			    error ? error : std::error_code(unreported_error_category::code, unreported_error_category::instance());
 			r.call_ = failed_call != nullptr ? failed_call : "an OS call";
@@ -49,7 +50,19 @@ namespace member_thunk::detail::os
 			return r;
 		}
 
+		/// A failure because a policy of the process forbids making memory executable (W^X enforcement: MDWE,
+		/// seccomp, SELinux, PaX, Windows ACG), as opposed to a lack of resources.
+		[[nodiscard]] static result refused_by_policy(std::error_code error, const char* failed_call,
+		                                              const char* reason) noexcept
+		{
+			result r = failure(error, failed_call, reason);
+			r.policy_ = true;
+			return r;
+		}
+
 		[[nodiscard]] bool ok() const noexcept { return !failed_; }
+		/// Whether this failure is a W^X policy's refusal (see refused_by_policy).
+		[[nodiscard]] bool is_policy_refusal() const noexcept { return policy_; }
 		/// The OS error (never 0 for a failure); empty for a success.
 		[[nodiscard]] std::error_code error() const noexcept { return error_; }
 		/// The call that failed, as the message names it ("mprotect(PROT_READ|PROT_EXEC)"); "" for a success.
@@ -61,9 +74,18 @@ namespace member_thunk::detail::os
 		result() noexcept = default;
 
 		bool failed_ = false;
+		bool policy_ = false;
 		std::error_code error_{};
 		const char* call_ = "";
 		const char* reason_ = nullptr;
+	};
+
+	/// Access to memory that is already committed (protect()): none, read-only, read-write. Never executable.
+	enum class access
+	{
+		none,
+		read,
+		read_write
 	};
 
 	/// The OS contract (one back end per OS family, a class of static functions). All sizes and addresses are
@@ -78,6 +100,15 @@ namespace member_thunk::detail::os
 	///                    If it fails part-way while marking them valid, it withdraws what it marked.
 	///  - decommit:        pages become inaccessible and their memory is returned to the OS.
 	///  - unreserve:       the whole reservation is returned.
+	///  - protect(address, size, access): committed memory (private or the program's own, such as .bss) gets that
+	///                    access; never executable.
+	///  - probe_executable: whether the process may make memory executable: an inaccessible page of a reservation
+	///                    is made read-execute and inaccessible again; a W^X policy's refusal is_policy_refusal().
+	///  - map_image_code(at, size, code): maps at `at` (inside a reservation, MAP_FIXED-style) a read-execute view of
+	///                    `size` bytes of the program's own code or read-only data at `code`, from the file it was
+	///                    loaded from, never writable; fails where that is impossible (no file, no such call).
+	///  - map_sealed_copy(at, size, code): the same from a sealed in-memory file holding a copy of those bytes
+	///                    (Linux memfd), which nothing can make writable again.
 	template<class Os>
 	concept backend = requires(void* address, void*& out, std::size_t size, bool valid)
 	{
@@ -115,6 +146,22 @@ namespace member_thunk::detail::os
 		noexcept->std::same_as<result>;
 		{
 			Os::unreserve(address, size)
+		}
+		noexcept->std::same_as<result>;
+		{
+			Os::protect(address, size, access::read)
+		}
+		noexcept->std::same_as<result>;
+		{
+			Os::probe_executable(address, size)
+		}
+		noexcept->std::same_as<result>;
+		{
+			Os::map_image_code(address, size, address)
+		}
+		noexcept->std::same_as<result>;
+		{
+			Os::map_sealed_copy(address, size, address)
 		}
 		noexcept->std::same_as<result>;
 	};

@@ -49,13 +49,52 @@ namespace member_thunk::detail::os
 			DWORD previous = 0;
 			if (::VirtualProtect(address, size, PAGE_EXECUTE_READ | PAGE_TARGETS_NO_UPDATE, &previous) != 0)
 				return result::success();
-			constexpr DWORD dynamic_code_blocked = 1655; // ERROR_DYNAMIC_CODE_BLOCKED, missing from older SDKs
-			const DWORD error = ::GetLastError();
-			return result::failure(std::error_code(static_cast<int>(error), std::system_category()),
-			                       "VirtualProtect(PAGE_EXECUTE_READ|PAGE_TARGETS_NO_UPDATE)",
-			                       error == dynamic_code_blocked
-			                           ? "the process forbids dynamic code (Arbitrary Code Guard is in force)"
-			                           : nullptr);
+			return exec_refusal("VirtualProtect(PAGE_EXECUTE_READ|PAGE_TARGETS_NO_UPDATE)");
+		}
+
+		static result protect(void* address, std::size_t size, access a) noexcept
+		{
+			DWORD previous = 0;
+			switch (a)
+			{
+			case access::none:
+				if (::VirtualProtect(address, size, PAGE_NOACCESS, &previous) == 0)
+					return last_error("VirtualProtect(PAGE_NOACCESS)");
+				break;
+			case access::read:
+				if (::VirtualProtect(address, size, PAGE_READONLY, &previous) == 0)
+					return last_error("VirtualProtect(PAGE_READONLY)");
+				break;
+			case access::read_write:
+				if (::VirtualProtect(address, size, PAGE_READWRITE, &previous) == 0)
+					return last_error("VirtualProtect(PAGE_READWRITE)");
+				break;
+			}
+			return result::success();
+		}
+
+		/// Commits the pages read-execute, then decommits them: they never hold anything and are never writable.
+		static result probe_executable(void* address, std::size_t size) noexcept
+		{
+			if (::VirtualAlloc(address, size, MEM_COMMIT, PAGE_EXECUTE_READ | PAGE_TARGETS_INVALID) == nullptr)
+				return exec_refusal("VirtualAlloc(MEM_COMMIT, PAGE_EXECUTE_READ|PAGE_TARGETS_INVALID)");
+			return decommit(address, size);
+		}
+
+		/// Windows maps a second view of a program's code only through the image loader (SEC_IMAGE), which this
+		/// library does not use: prebuilt stubs come from a copy sealed read-execute, or from the image pool.
+		static result map_image_code([[maybe_unused]] void* at, [[maybe_unused]] std::size_t size,
+		                             [[maybe_unused]] const void* code) noexcept
+		{
+			return result::failure(std::error_code(ERROR_NOT_SUPPORTED, std::system_category()), "MapViewOfFile",
+			                       "Windows cannot map the program's code again outside the image loader");
+		}
+
+		static result map_sealed_copy([[maybe_unused]] void* at, [[maybe_unused]] std::size_t size,
+		                              [[maybe_unused]] const void* code) noexcept
+		{
+			return result::failure(std::error_code(ERROR_NOT_SUPPORTED, std::system_category()), "CreateFileMapping",
+			                       "Windows has no sealed in-memory files");
 		}
 
 		static result flush_instruction_cache(void* address, std::size_t size) noexcept
@@ -215,6 +254,18 @@ namespace member_thunk::detail::os
 				                               ::GetProcAddress(module, "SetProcessValidCallTargets")));
 			}();
 			return fn;
+		}
+
+		/// A refusal to make memory executable: ERROR_DYNAMIC_CODE_BLOCKED means Arbitrary Code Guard said no.
+		static result exec_refusal(const char* call) noexcept
+		{
+			constexpr DWORD dynamic_code_blocked = 1655; // ERROR_DYNAMIC_CODE_BLOCKED, missing from older SDKs
+			const DWORD error = ::GetLastError();
+			const std::error_code code(static_cast<int>(error), std::system_category());
+			if (error == dynamic_code_blocked)
+				return result::refused_by_policy(code, call,
+				                                 "the process forbids dynamic code (Arbitrary Code Guard is in force)");
+			return result::failure(code, call);
 		}
 
 		/// The failure of `call`, with the thread's last-error code (a failure even if that code is 0: see result).

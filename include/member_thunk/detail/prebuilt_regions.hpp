@@ -1,0 +1,333 @@
+// member_thunk: regions of prebuilt stubs (arch/stub_tables.hpp). A region is the data pages of stubs whose code is
+// never written by the library: a page is a row of 16-byte data slots {bound, target}; sealing it makes it read-only
+// (what its thunks call cannot change any more), revoking it makes it writable again and points every slot at the trap.
+//
+// Where the stubs' code comes from, in the order tried (the first way that fails for a reason other than a lack of
+// memory is not tried again by the process):
+//   image_file    the stub template mapped read-execute from the program's own file (Linux): no writable memory, no
+//                 memory of its own (the file's pages are shared), allowed by PR_SET_MDWE, systemd's filter and
+//                 SELinux (the program's file is executable by definition);
+//   sealed_copy   a sealed memfd holding a copy of the template, mapped read-execute (Linux): needs the right to
+//                 execute tmpfs files, which strict SELinux policies deny;
+//   runtime_copy  a copy written into fresh pages and sealed read-execute, like run-time code (every OS; only when
+//                 the process may make memory executable);
+//   image_pool    the stubs compiled into the program (MEMBER_THUNK_IMAGE_POOL_TABLES tables), with their data in .bss:
+//                 a fixed number, shared by every heap of the process. The only way under Windows ACG.
+// A reservation holds [thunk stubs][closure stubs][data], each arch::stubs::table_size bytes.
+#pragma once
+
+#include "../exception.hpp"
+#include "arch/stub_tables.hpp"
+#include "config.hpp"
+#include "os/result.hpp"
+#include "os_error.hpp"
+#include "region.hpp"
+#include "region_kind.hpp"
+
+#include <atomic>
+#include <bitset>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <system_error>
+
+namespace member_thunk::detail
+{
+	namespace stubs = arch::stubs;
+
+	/// One data slot, as the stubs read it: `bound` at +0, `target` at +pointer size.
+	struct stub_slot
+	{
+		std::uintptr_t bound;
+		std::uintptr_t target;
+	};
+	static_assert(sizeof(stub_slot) <= stubs::slot_size);
+
+	/// Writes a slot, each word in one store (a stub that runs meanwhile reads an old or a new word, never a torn one).
+	/// Nothing else is needed for the thunk to be called: a thread that calls it got its address through some
+	/// synchronisation with the writer, which orders these stores before its loads.
+	inline void write_slot(std::byte* slot, std::uintptr_t bound, std::uintptr_t target) noexcept
+	{
+		auto* const words = reinterpret_cast<std::uintptr_t*>(slot);
+		std::atomic_ref<std::uintptr_t>(words[0]).store(bound, std::memory_order_relaxed);
+		std::atomic_ref<std::uintptr_t>(words[1]).store(target, std::memory_order_relaxed);
+	}
+
+	/// Points a slot at the trap: a call through its stub traps.
+	inline void empty_slot(std::byte* slot) noexcept
+	{
+		write_slot(slot, 0, stubs::trap_target());
+	}
+
+	/// The ways to get the stubs' code, in the order tried.
+	enum class stub_source : int
+	{
+		image_file,
+		sealed_copy,
+		runtime_copy,
+		image_pool
+	};
+
+	/// The process-wide state of the ways: the first one still worth trying, and (for tests) a way to force.
+	struct stub_sources
+	{
+		static inline std::atomic<int> first{0};
+		static inline std::atomic<int> forced{-1};
+
+		/// Tests: use `way` only (or every way again, in order, with reset()).
+		static void force(stub_source way) noexcept { forced.store(static_cast<int>(way)); }
+		static void reset() noexcept
+		{
+			forced.store(-1);
+			first.store(0);
+		}
+	};
+
+	/// The data-page steps every prebuilt region shares: fill, seal (read-only), revoke (writable, slots emptied).
+	template<os::backend Os>
+	struct prebuilt_pages
+	{
+		/// Every slot points at the trap; the first word of each chunk (a header slot, whose data no stub reads) holds
+		/// the region, so that a slot's region is found from its address (slot_queue.hpp, region_of_slot).
+		static void fill_traps(const region& r, std::byte* page) noexcept
+		{
+			for (std::size_t at = 0; at < r.page_size; at += stubs::slot_size)
+				empty_slot(page + at);
+			for (std::size_t at = 0; at < r.page_size; at += stubs::chunk_size)
+				write_slot(page + at, reinterpret_cast<std::uintptr_t>(&r), stubs::trap_target());
+		}
+
+		static seal_outcome seal(region& r, std::byte* page, [[maybe_unused]] std::size_t thunks) noexcept
+		{
+			seal_outcome outcome;
+			outcome.failure = Os::protect(page, r.page_size, os::access::read);
+			outcome.sealed = outcome.ok();
+			if (!outcome.ok())
+				outcome.doing = "make a page of prebuilt thunks read-only";
+			return outcome;
+		}
+
+		static bool revoke(const region& r, std::byte* page, [[maybe_unused]] std::size_t sealed_thunks) noexcept
+		{
+			if (Os::protect(page, r.page_size, os::access::read_write).ok())
+			{
+				fill_traps(r, page);
+				return true;
+			}
+			if (r.kind->decommit(page, r.page_size).ok())
+				return false;
+			fail_fast("a freed page of prebuilt thunks could not be revoked: the OS refused both to make it writable "
+			          "(to empty its slots) and to decommit it, so its thunks would stay callable");
+		}
+	};
+
+	/// Regions of their own: a reservation with the stubs' code mapped or copied at its start.
+	template<os::backend Os>
+	struct mapped_stub_regions : prebuilt_pages<Os>
+	{
+		static os::result commit(std::byte* page, std::size_t page_size) noexcept
+		{
+			return Os::make_writable(page, page_size);
+		}
+
+		static os::result decommit(std::byte* page, std::size_t page_size) noexcept
+		{
+			return Os::decommit(page, page_size);
+		}
+
+		static os::result unreserve(const region& r) noexcept
+		{
+			return Os::unreserve(r.reservation, r.reservation_size);
+		}
+
+		static constexpr region_kind kind{true,
+		                                  stubs::slot_size,
+		                                  stubs::slots_per_chunk,
+		                                  stubs::header_slots,
+		                                  &commit,
+		                                  &decommit,
+		                                  &unreserve,
+		                                  &prebuilt_pages<Os>::fill_traps,
+		                                  &prebuilt_pages<Os>::seal,
+		                                  &prebuilt_pages<Os>::revoke};
+
+		/// Copies the template into [code, code + size) and seals it read-execute (the runtime_copy way).
+		[[nodiscard]] static os::result copy_template(std::byte* code, std::size_t size) noexcept
+		{
+			if (auto status = Os::make_writable(code, size); !status.ok())
+				return status;
+			std::memcpy(code, stubs::template_tables(), size);
+			if (auto status = Os::make_executable(code, size); !status.ok())
+				return status;
+			if (auto status = Os::flush_instruction_cache(code, size); !status.ok())
+				return status;
+			return Os::set_call_targets(code, size, size / stubs::slot_size, stubs::slot_size, true);
+		}
+
+		/// Reserves a region and puts the stubs' code at its start by the way `way`.
+		[[nodiscard]] static os::result reserve(region& r, stub_source way) noexcept
+		{
+			constexpr std::size_t table = stubs::table_size;
+			void* base = nullptr;
+			if (auto status = Os::reserve(3 * table, nullptr, base); !status.ok())
+				return status;
+			auto* const code = static_cast<std::byte*>(base);
+			os::result status = os::result::success();
+			switch (way)
+			{
+			case stub_source::image_file:
+				status = Os::map_image_code(code, 2 * table, stubs::template_tables());
+				break;
+			case stub_source::sealed_copy:
+				status = Os::map_sealed_copy(code, 2 * table, stubs::template_tables());
+				break;
+			default:
+				status = copy_template(code, 2 * table);
+				break;
+			}
+			if (!status.ok())
+			{
+				static_cast<void>(Os::unreserve(base, 3 * table));
+				return status;
+			}
+			r.base = code + 2 * table;
+			r.page_size = Os::page_size();
+			r.page_count = table / r.page_size;
+			r.reservation = code;
+			r.reservation_size = 3 * table;
+			r.thunk_stubs = -static_cast<std::ptrdiff_t>(2 * table);
+			r.closure_stubs = -static_cast<std::ptrdiff_t>(table);
+			r.kind = &kind;
+			return os::result::success();
+		}
+	};
+
+	/// The image pool: one page of its data at a time, shared by every heap of the process.
+	template<os::backend Os>
+	struct image_pool_regions : prebuilt_pages<Os>
+	{
+		static constexpr std::size_t max_pages = stubs::pool_size / 4096;
+
+		static os::result commit(std::byte* page, std::size_t page_size) noexcept
+		{
+			return Os::protect(page, page_size, os::access::read_write);
+		}
+
+		/// The pool's memory is the program's: it cannot be given back, only made inaccessible.
+		static os::result decommit(std::byte* page, std::size_t page_size) noexcept
+		{
+			return Os::protect(page, page_size, os::access::none);
+		}
+
+		static os::result unreserve(const region& r) noexcept
+		{
+			const std::lock_guard guard(state().lock);
+			state().taken.reset(index_of(r.base, r.page_size));
+			return os::result::success();
+		}
+
+		static constexpr region_kind kind{true,
+		                                  stubs::slot_size,
+		                                  stubs::slots_per_chunk,
+		                                  stubs::header_slots,
+		                                  &commit,
+		                                  &decommit,
+		                                  &unreserve,
+		                                  &prebuilt_pages<Os>::fill_traps,
+		                                  &prebuilt_pages<Os>::seal,
+		                                  &prebuilt_pages<Os>::revoke};
+
+		/// Takes a free page of the pool as a region of one page; false when the pool is exhausted.
+		[[nodiscard]] static bool reserve(region& r) noexcept
+		{
+			const std::size_t page_size = Os::page_size();
+			const std::size_t pages = stubs::pool_size / page_size;
+			const std::lock_guard guard(state().lock);
+			for (std::size_t i = 0; i < pages; ++i)
+			{
+				if (state().taken.test(i))
+					continue;
+				state().taken.set(i);
+				r.base = stubs::pool_data() + i * page_size;
+				r.page_size = page_size;
+				r.page_count = 1;
+				r.reservation = r.base;
+				r.reservation_size = page_size;
+				r.thunk_stubs = stubs::pool_tables() - stubs::pool_data();
+				r.closure_stubs = r.thunk_stubs + static_cast<std::ptrdiff_t>(stubs::pool_size);
+				r.kind = &kind;
+				return true;
+			}
+			return false;
+		}
+
+		/// Pool pages in use (for statistics and tests).
+		[[nodiscard]] static std::size_t pages_taken() noexcept
+		{
+			const std::lock_guard guard(state().lock);
+			return state().taken.count();
+		}
+
+	private:
+		struct pool_state
+		{
+			std::mutex lock;
+			std::bitset<max_pages> taken;
+		};
+
+		static pool_state& state() noexcept
+		{
+			static pool_state the; // trivially destructible but for the mutex, which outlives every heap: never used
+			                       // after main() by the default heap, which is never destroyed
+			return the;
+		}
+
+		[[nodiscard]] static std::size_t index_of(const std::byte* page, std::size_t page_size) noexcept
+		{
+			return static_cast<std::size_t>(page - stubs::pool_data()) / page_size;
+		}
+	};
+
+	/// Reserves a region of prebuilt stubs by the first way that works (see the top of this file). `runtime_allowed`:
+	/// whether the runtime_copy way may be tried. Throws os_error if the OS lacks memory, image_pool_exhausted if
+	/// every way is closed and the pool has no page left.
+	template<os::backend Os>
+	void reserve_prebuilt_region(region& r, bool runtime_allowed)
+	{
+		const int forced = stub_sources::forced.load();
+		std::string refusals;
+		for (int way = forced >= 0 ? forced : stub_sources::first.load();
+		     way <= static_cast<int>(stub_source::image_pool); ++way)
+		{
+			const auto source = static_cast<stub_source>(way);
+			if (source == stub_source::image_pool)
+			{
+				if (image_pool_regions<Os>::reserve(r))
+					return;
+				throw image_pool_exhausted(refusals);
+			}
+			if (source == stub_source::runtime_copy && !runtime_allowed && forced < 0)
+				continue;
+			const os::result status = mapped_stub_regions<Os>::reserve(r, source);
+			if (status.ok())
+				return;
+			// A lack of memory says nothing about the way: report it. Anything else closes the way for good.
+			if (status.error() == std::errc::not_enough_memory)
+				throw_os_error("reserve a region of prebuilt thunks", status);
+			refusals += refusals.empty() ? "" : "; ";
+			refusals += status.call();
+			if (status.reason() != nullptr)
+			{
+				refusals += ": ";
+				refusals += status.reason();
+			}
+			if (forced >= 0)
+				throw_os_error("map prebuilt thunks the way a test forced", status);
+			int expected = way;
+			stub_sources::first.compare_exchange_strong(expected, way + 1);
+		}
+		throw image_pool_exhausted(refusals);
+	}
+} // namespace member_thunk::detail
