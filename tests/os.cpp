@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <system_error>
 #include <vector>
 
 using os = member_thunk::detail::os::native;
@@ -53,6 +54,24 @@ TEST_CASE("os::reserve, make_writable, make_executable, decommit, unreserve", "[
 	REQUIRE(os::unreserve(base, os::region_size()).ok());
 	CHECK_FALSE(test::any_mapping_in(reinterpret_cast<std::uintptr_t>(base),
 	                                 reinterpret_cast<std::uintptr_t>(base) + os::region_size()));
+}
+
+TEST_CASE("os::a failure is never ok, even with error code 0", "[os]")
+{
+	using member_thunk::detail::os::result;
+	using member_thunk::detail::os::unreported_error_category;
+	for (const std::error_code zero : {std::error_code(), std::error_code(0, std::system_category())})
+	{
+		const result r = result::failure(zero, "the call");
+		CHECK_FALSE(r.ok());
+		CHECK(r.error());
+		CHECK(r.error().value() == unreported_error_category::code);
+		CHECK(&r.error().category() == &unreported_error_category::instance());
+		CHECK_THAT(r.error().message(), Catch::Contains("without an error code"));
+		CHECK(std::string(r.call()) == "the call");
+	}
+	CHECK(result::success().ok());
+	CHECK_FALSE(result::success().error());
 }
 
 #if defined(_WIN32)
@@ -138,13 +157,15 @@ namespace
 		static inline void* page = nullptr;
 		static inline SIZE_T size = 0;
 		static inline bool fail = false;
+		/// The call (counted from 1, with the ones recorded in `batches`) that fails, if not 0.
+		static inline std::size_t fail_call = 0;
 
 		static BOOL WINAPI set(HANDLE process, PVOID address, SIZE_T length, ULONG count, PCFG_CALL_TARGET_INFO targets)
 		{
 			if (process != ::GetCurrentProcess() || address != page || length != size)
 				return FALSE;
 			batches.emplace_back(targets, targets + count);
-			if (fail)
+			if (fail || batches.size() == fail_call)
 			{
 				::SetLastError(ERROR_ACCESS_DENIED);
 				return FALSE;
@@ -213,6 +234,38 @@ TEST_CASE("os::with CFG enforced, a missing or failing SetProcessValidCallTarget
 	CHECK(failed.error().value() == ERROR_ACCESS_DENIED);
 	CHECK(std::string(failed.call()) == "SetProcessValidCallTargets");
 }
+
+TEST_CASE("os::with CFG enforced, a registration that fails part-way withdraws the batches it had marked",
+          "[os][windows][cfg]")
+{
+	alignas(4096) static unsigned char page[4096];
+	recorded_call_targets::batches.clear();
+	recorded_call_targets::fail = false;
+	recorded_call_targets::fail_call = 2; // the first batch is marked valid, the second is refused
+	recorded_call_targets::page = page;
+	recorded_call_targets::size = sizeof page;
+	constexpr std::size_t count = 100; // two batches: 64 and 36
+	constexpr std::size_t stride = 32;
+	const auto failed = os::set_call_targets_with(recorded_call_targets::set, page, sizeof page, count, stride, true);
+	recorded_call_targets::fail_call = 0;
+	CHECK_FALSE(failed.ok());
+	CHECK(failed.error().value() == ERROR_ACCESS_DENIED);
+	CHECK(std::string(failed.call()) == "SetProcessValidCallTargets");
+	// Marked valid, refused, then the first batch's entries marked invalid again, and nothing else.
+	REQUIRE(recorded_call_targets::batches.size() == 3);
+	const auto& marked = recorded_call_targets::batches[0];
+	const auto& withdrawn = recorded_call_targets::batches[2];
+	CHECK(marked.size() == 64);
+	CHECK(recorded_call_targets::batches[1].size() == count - 64);
+	REQUIRE(withdrawn.size() == marked.size());
+	for (std::size_t i = 0; i < marked.size(); ++i)
+	{
+		CHECK(marked[i].Flags == CFG_CALL_TARGET_VALID);
+		CHECK(withdrawn[i].Offset == marked[i].Offset);
+		CHECK(withdrawn[i].Flags == 0);
+	}
+}
+
 #else
 TEST_CASE("os::failures report the call and errno", "[os]")
 {
