@@ -223,4 +223,246 @@ TEST_CASE("default_heap::destroying a page on another thread while its thread ru
 	CHECK(result.signal == SIGABRT);
 	CHECK_THAT(result.error_output, Catch::Contains("destroyed on another thread"));
 }
+
+#if defined(_WIN32)
+namespace
+{
+	using orphanage = member_thunk::detail::orphanage<member_thunk::detail::os::native>;
+
+	/// A fiber that allocates its thread's first page, so that it is the fiber that makes the thread's heap, then
+	/// hands control back for good (it is deleted while suspended).
+	struct first_fiber
+	{
+		void* primary = nullptr;
+		std::optional<member_thunk::page> page;
+		const void* heap = nullptr;
+	};
+
+	void WINAPI run_first_fiber(void* parameter)
+	{
+		auto& self = *static_cast<first_fiber*>(parameter);
+		self.page.emplace(member_thunk::allocate_page());
+		self.heap = &member_thunk::detail::default_heap();
+		::SwitchToFiber(self.primary);
+	}
+} // namespace
+
+TEST_CASE("default_heap::the heap is the thread's: deleting the fiber that made it changes nothing",
+          "[default_heap][mode2][windows]")
+{
+	// Seen on the thread, checked here (Catch is not used off the main thread).
+	struct
+	{
+		bool fibers = false;
+		const void* fiber_heap = nullptr;
+		const void* heap = nullptr;
+		bool valid = false;
+		std::size_t live_pages = 0;
+		member_thunk::heap_statistics orphaned{};
+		long calls = 0;
+	} seen;
+	const auto before = orphanage::instance().statistics();
+	tagged t{6};
+	std::optional<member_thunk::page> kept;
+	callback thunk = nullptr;
+	std::thread([&] {
+		first_fiber fiber;
+		fiber.primary = ::ConvertThreadToFiber(nullptr);
+		void* const made = fiber.primary != nullptr ? ::CreateFiber(0, &run_first_fiber, &fiber) : nullptr;
+		if (made == nullptr)
+			return;
+		::SwitchToFiber(made);
+		::DeleteFiber(made); // its page is still alive, held here
+		seen.fibers = true;
+		seen.fiber_heap = fiber.heap;
+		// The primary fiber goes on with the thread's heap: pages allocated, sealed, called and freed.
+		std::vector<member_thunk::page> pages;
+		for (int i = 0; i < 20; ++i)
+		{
+			pages.push_back(member_thunk::allocate_page());
+			const auto f = pages.back().make_thunk<callback, &tagged::get>(&t);
+			pages.back().mark_executable();
+			seen.calls += f(nullptr, i) == 600 + i ? 1 : 0;
+			if (i % 3 == 0)
+				pages.erase(pages.begin());
+		}
+		pages.clear();
+		seen.heap = &member_thunk::detail::default_heap();
+		seen.valid = member_thunk::detail::default_heap().is_valid();
+		seen.live_pages = member_thunk::detail::default_heap().statistics().live_pages;
+		// Nothing may have gone to the orphanage while the thread runs.
+		seen.orphaned = orphanage::instance().statistics();
+		fiber.page.reset();
+		kept.emplace(member_thunk::allocate_page());
+		thunk = kept->make_thunk<callback, &tagged::get>(&t);
+		kept->mark_executable();
+		::ConvertFiberToThread();
+	}).join();
+	REQUIRE(seen.fibers);
+	CHECK(seen.heap == seen.fiber_heap);
+	CHECK(seen.calls == 20);
+	CHECK(seen.valid);
+	CHECK(seen.live_pages == 1); // the deleted fiber's page
+	CHECK(seen.orphaned.regions == before.regions);
+	CHECK(seen.orphaned.live_pages == before.live_pages);
+	// The thread has ended: its live page was adopted, and still works.
+	CHECK(orphanage::instance().statistics().live_pages == before.live_pages + 1);
+	CHECK(thunk(nullptr, 1) == 601);
+	kept.reset();
+	CHECK(orphanage::instance().statistics().regions == before.regions);
+	CHECK(orphanage::instance().is_valid());
+}
+
+namespace
+{
+	/// A thread_local object whose destructor allocates, seals, calls and frees a page: thread-exit code that must
+	/// still find a working heap.
+	struct allocates_at_exit
+	{
+		long* result;
+		const void** address;
+
+		allocates_at_exit(long* r, const void** a) : result(r), address(a) {}
+		allocates_at_exit(const allocates_at_exit&) = delete;
+		allocates_at_exit& operator=(const allocates_at_exit&) = delete;
+		allocates_at_exit(allocates_at_exit&&) = delete;
+		allocates_at_exit& operator=(allocates_at_exit&&) = delete;
+
+		~allocates_at_exit()
+		{
+			tagged t{8};
+			member_thunk::page p = member_thunk::allocate_page();
+			const auto thunk = p.make_thunk<callback, &tagged::get>(&t);
+			p.mark_executable();
+			*address = reinterpret_cast<const void*>(thunk);
+			*result = thunk(nullptr, 1);
+		}
+	};
+
+	struct exit_allocation
+	{
+		long result = 0;
+		const void* address = nullptr;
+		const void* held = nullptr;
+	};
+
+	// Started with CreateThread, not std::thread: the C++ thread_local destructors of such a thread run in a PE TLS
+	// callback at its exit (winpthreads'), not before the thread function returns.
+	DWORD WINAPI allocate_in_thread_local_destructor(void* parameter)
+	{
+		auto& out = *static_cast<exit_allocation*>(parameter);
+		thread_local allocates_at_exit late(&out.result, &out.address);
+		static_cast<void>(late);
+		thread_local std::optional<member_thunk::page> held;
+		thread_local tagged t{9};
+		held.emplace(member_thunk::allocate_page());
+		out.held = reinterpret_cast<const void*>(held->make_thunk<callback, &tagged::get>(&t));
+		return 0;
+	}
+} // namespace
+
+TEST_CASE("default_heap::thread_local objects may allocate and free pages at the exit of a Win32 thread",
+          "[default_heap][mode2][windows]")
+{
+	const auto before = orphanage::instance().statistics();
+	exit_allocation out;
+	HANDLE thread = ::CreateThread(nullptr, 0, &allocate_in_thread_local_destructor, &out, 0, nullptr);
+	REQUIRE(thread != nullptr);
+	REQUIRE(::WaitForSingleObject(thread, INFINITE) == WAIT_OBJECT_0);
+	::CloseHandle(thread);
+	CHECK(out.result == 801);
+	// Both pages were freed at the thread's exit into its heap, which then gave their region back: a heap made anew
+	// after the thread's own was destroyed would still hold them cached (read-write, trap-filled).
+	REQUIRE(out.address != nullptr);
+	CHECK(test::protection_of(out.address) != "rw-");
+	CHECK(test::protection_of(out.held) != "rw-");
+	CHECK(orphanage::instance().statistics().regions == before.regions);
+	CHECK(orphanage::instance().statistics().live_pages == before.live_pages);
+	CHECK(orphanage::instance().is_valid());
+}
+
+namespace
+{
+	/// What a PE TLS callback of this test saw when it allocated a page late in the exit of the thread it is armed
+	/// for, after member_thunk's own thread-exit callback.
+	struct late_exit
+	{
+		static inline std::atomic<DWORD> thread{0};
+		static inline bool ran = false;
+		static inline bool threw = false;
+		static inline long result = 0;
+		static inline member_thunk::heap_statistics before{};
+		static inline member_thunk::heap_statistics during{};
+		static inline member_thunk::heap_statistics after{};
+		static inline bool valid = false;
+
+		static void arm(DWORD id) noexcept
+		{
+			ran = false;
+			threw = false;
+			result = 0;
+			thread = id;
+		}
+	};
+
+	void NTAPI allocate_late_in_thread_exit([[maybe_unused]] void* module, DWORD reason,
+	                                        [[maybe_unused]] void* reserved) noexcept
+	{
+		if (reason != DLL_THREAD_DETACH || late_exit::thread.load() != ::GetCurrentThreadId())
+			return;
+		late_exit::ran = true;
+		try
+		{
+			tagged t{7};
+			late_exit::before = orphanage::instance().statistics();
+			{
+				member_thunk::page p = member_thunk::allocate_page();
+				const auto thunk = p.make_thunk<callback, &tagged::get>(&t);
+				p.mark_executable();
+				late_exit::result = thunk(nullptr, 8);
+				late_exit::during = orphanage::instance().statistics();
+			}
+			late_exit::after = orphanage::instance().statistics();
+			late_exit::valid = orphanage::instance().is_valid();
+		}
+		catch (...)
+		{
+			late_exit::threw = true;
+		}
+	}
+} // namespace
+
+// This test's own PE TLS callback, in a section that sorts after member_thunk's (".CRT$XLY_member_thunk"): the
+// linker orders a PE image's TLS callbacks by section name, so this runs later in each thread's exit.
+extern "C"
+{
+	inline const PIMAGE_TLS_CALLBACK member_thunk_test_late_exit_callback
+	    __attribute__((section(".CRT$XLY_test"), used)) = &allocate_late_in_thread_exit;
+}
+
+TEST_CASE("default_heap::late in a thread's exit, after its heap went to the orphanage, pages come from the orphanage",
+          "[default_heap][mode2][windows]")
+{
+	const auto check = [](const char* thread) {
+		INFO(thread);
+		REQUIRE(late_exit::ran);
+		CHECK_FALSE(late_exit::threw);
+		CHECK(late_exit::result == 708);
+		// Served by the orphanage (locked, never destroyed), not by a heap made anew that nobody would destroy.
+		CHECK(late_exit::during.live_pages == late_exit::before.live_pages + 1);
+		// Freed there, and its region released with it.
+		CHECK(late_exit::after.live_pages == late_exit::before.live_pages);
+		CHECK(late_exit::after.regions == late_exit::before.regions);
+		CHECK(late_exit::valid);
+	};
+	std::thread([] {
+		late_exit::arm(::GetCurrentThreadId());
+		const member_thunk::page first = member_thunk::allocate_page(); // the thread has a heap
+	}).join();
+	check("a thread that used its heap");
+	std::thread([] { late_exit::arm(::GetCurrentThreadId()); }).join();
+	check("a thread that never used its heap");
+	late_exit::thread = 0;
+}
+#endif
 #endif

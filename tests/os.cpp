@@ -1,15 +1,19 @@
 // Tests of the native OS back end (POSIX or Windows): each call leaves the protection it promises, seen in
 // /proc/self/maps or through VirtualQuery (support/maps.hpp); failures name the call and carry the system's error.
 #include <member_thunk/detail/os/native.hpp>
+#include <member_thunk/detail/os/per_thread.hpp>
 
 #include "support/maps.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 using os = member_thunk::detail::os::native;
@@ -53,6 +57,78 @@ TEST_CASE("os::reserve, make_writable, make_executable, decommit, unreserve", "[
 	REQUIRE(os::unreserve(base, os::region_size()).ok());
 	CHECK_FALSE(test::any_mapping_in(reinterpret_cast<std::uintptr_t>(base),
 	                                 reinterpret_cast<std::uintptr_t>(base) + os::region_size()));
+}
+
+TEST_CASE("os::a failure is never ok, even with error code 0", "[os]")
+{
+	using member_thunk::detail::os::result;
+	using member_thunk::detail::os::unreported_error_category;
+	for (const std::error_code zero : {std::error_code(), std::error_code(0, std::system_category())})
+	{
+		const result r = result::failure(zero, "the call");
+		CHECK_FALSE(r.ok());
+		CHECK(r.error());
+		CHECK(r.error().value() == unreported_error_category::code);
+		CHECK(&r.error().category() == &unreported_error_category::instance());
+		CHECK_THAT(r.error().message(), Catch::Contains("without an error code"));
+		CHECK(std::string(r.call()) == "the call");
+	}
+	CHECK(result::success().ok());
+	CHECK_FALSE(result::success().error());
+}
+
+namespace
+{
+	/// Counts its lives and records the thread that ended each.
+	struct per_thread_probe
+	{
+		static inline std::atomic<int> made{0};
+		static inline std::atomic<int> destroyed{0};
+		static inline std::thread::id destroyed_on{};
+
+		per_thread_probe() noexcept { ++made; }
+		per_thread_probe(const per_thread_probe&) = delete;
+		per_thread_probe& operator=(const per_thread_probe&) = delete;
+		per_thread_probe(per_thread_probe&&) = delete;
+		per_thread_probe& operator=(per_thread_probe&&) = delete;
+		~per_thread_probe()
+		{
+			destroyed_on = std::this_thread::get_id();
+			++destroyed;
+		}
+	};
+	using probe_per_thread = member_thunk::detail::os::per_thread<per_thread_probe>;
+
+	[[nodiscard]] per_thread_probe* this_thread_probe()
+	{
+		per_thread_probe* p = nullptr;
+		const auto status = probe_per_thread::get(p);
+		return status.ok() ? p : nullptr;
+	}
+} // namespace
+
+TEST_CASE("os::per_thread gives each thread its own object, destroyed on that thread when it ends", "[os]")
+{
+	per_thread_probe* const mine = this_thread_probe();
+	REQUIRE(mine != nullptr);
+	CHECK(this_thread_probe() == mine);
+	const int made = per_thread_probe::made;
+	const int destroyed = per_thread_probe::destroyed;
+	const per_thread_probe* theirs = nullptr;
+	bool same_twice = false;
+	std::thread::id their_id;
+	std::thread([&] {
+		theirs = this_thread_probe();
+		same_twice = this_thread_probe() == theirs;
+		their_id = std::this_thread::get_id();
+	}).join();
+	CHECK(theirs != nullptr);
+	CHECK(theirs != mine);
+	CHECK(same_twice);
+	CHECK(per_thread_probe::made == made + 1);
+	CHECK(per_thread_probe::destroyed == destroyed + 1);
+	CHECK(per_thread_probe::destroyed_on == their_id);
+	CHECK(this_thread_probe() == mine);
 }
 
 #if defined(_WIN32)
@@ -138,13 +214,15 @@ namespace
 		static inline void* page = nullptr;
 		static inline SIZE_T size = 0;
 		static inline bool fail = false;
+		/// The call (counted from 1, with the ones recorded in `batches`) that fails, if not 0.
+		static inline std::size_t fail_call = 0;
 
 		static BOOL WINAPI set(HANDLE process, PVOID address, SIZE_T length, ULONG count, PCFG_CALL_TARGET_INFO targets)
 		{
 			if (process != ::GetCurrentProcess() || address != page || length != size)
 				return FALSE;
 			batches.emplace_back(targets, targets + count);
-			if (fail)
+			if (fail || batches.size() == fail_call)
 			{
 				::SetLastError(ERROR_ACCESS_DENIED);
 				return FALSE;
@@ -212,6 +290,173 @@ TEST_CASE("os::with CFG enforced, a missing or failing SetProcessValidCallTarget
 	CHECK_FALSE(failed.ok());
 	CHECK(failed.error().value() == ERROR_ACCESS_DENIED);
 	CHECK(std::string(failed.call()) == "SetProcessValidCallTargets");
+}
+
+TEST_CASE("os::with CFG enforced, a registration that fails part-way withdraws the batches it had marked",
+          "[os][windows][cfg]")
+{
+	alignas(4096) static unsigned char page[4096];
+	recorded_call_targets::batches.clear();
+	recorded_call_targets::fail = false;
+	recorded_call_targets::fail_call = 2; // the first batch is marked valid, the second is refused
+	recorded_call_targets::page = page;
+	recorded_call_targets::size = sizeof page;
+	constexpr std::size_t count = 100; // two batches: 64 and 36
+	constexpr std::size_t stride = 32;
+	const auto failed = os::set_call_targets_with(recorded_call_targets::set, page, sizeof page, count, stride, true);
+	recorded_call_targets::fail_call = 0;
+	CHECK_FALSE(failed.ok());
+	CHECK(failed.error().value() == ERROR_ACCESS_DENIED);
+	CHECK(std::string(failed.call()) == "SetProcessValidCallTargets");
+	// Marked valid, refused, then the first batch's entries marked invalid again, and nothing else.
+	REQUIRE(recorded_call_targets::batches.size() == 3);
+	const auto& marked = recorded_call_targets::batches[0];
+	const auto& withdrawn = recorded_call_targets::batches[2];
+	CHECK(marked.size() == 64);
+	CHECK(recorded_call_targets::batches[1].size() == count - 64);
+	REQUIRE(withdrawn.size() == marked.size());
+	for (std::size_t i = 0; i < marked.size(); ++i)
+	{
+		CHECK(marked[i].Flags == CFG_CALL_TARGET_VALID);
+		CHECK(withdrawn[i].Offset == marked[i].Offset);
+		CHECK(withdrawn[i].Flags == 0);
+	}
+}
+
+namespace
+{
+	/// Records, in the order they happen, the ends of a thread's objects: its thread_local object (which uses the
+	/// thread's per-thread object once more in its destructor) and its per-thread object (which asks for itself again
+	/// in its destructor, when the thread has retired it).
+	struct exit_order
+	{
+		static inline std::vector<std::string> events;
+		static inline bool late_get_ok = false;
+		static inline const void* late_get = nullptr;
+	};
+
+	struct ordered_object
+	{
+		ordered_object() noexcept = default;
+		ordered_object(const ordered_object&) = delete;
+		ordered_object& operator=(const ordered_object&) = delete;
+		ordered_object(ordered_object&&) = delete;
+		ordered_object& operator=(ordered_object&&) = delete;
+		~ordered_object();
+	};
+	using ordered_per_thread = member_thunk::detail::os::per_thread<ordered_object>;
+
+	ordered_object::~ordered_object()
+	{
+		exit_order::events.emplace_back("per-thread object destroyed");
+		ordered_object* again = this;
+		exit_order::late_get_ok = ordered_per_thread::get(again).ok();
+		exit_order::late_get = again;
+	}
+
+	struct uses_per_thread_at_exit
+	{
+		uses_per_thread_at_exit() = default;
+		uses_per_thread_at_exit(const uses_per_thread_at_exit&) = delete;
+		uses_per_thread_at_exit& operator=(const uses_per_thread_at_exit&) = delete;
+		uses_per_thread_at_exit(uses_per_thread_at_exit&&) = delete;
+		uses_per_thread_at_exit& operator=(uses_per_thread_at_exit&&) = delete;
+		~uses_per_thread_at_exit()
+		{
+			ordered_object* o = nullptr;
+			const bool ok = ordered_per_thread::get(o).ok();
+			exit_order::events.emplace_back(ok && o != nullptr ? "thread_local destroyed, per-thread object alive"
+			                                                   : "thread_local destroyed, per-thread object gone");
+		}
+	};
+
+	void use_both()
+	{
+		thread_local uses_per_thread_at_exit user;
+		static_cast<void>(user);
+		ordered_object* o = nullptr;
+		static_cast<void>(ordered_per_thread::get(o));
+	}
+
+	DWORD WINAPI use_both_on_win32_thread(void*)
+	{
+		use_both();
+		return 0;
+	}
+
+	void check_exit_order()
+	{
+		REQUIRE(exit_order::events.size() == 2);
+		CHECK(exit_order::events[0] == "thread_local destroyed, per-thread object alive");
+		CHECK(exit_order::events[1] == "per-thread object destroyed");
+		// Asked for again in its own destructor: retired, so no new object.
+		CHECK(exit_order::late_get_ok);
+		CHECK(exit_order::late_get == nullptr);
+	}
+
+	struct fiber_context
+	{
+		void* primary = nullptr;
+		ordered_object* made = nullptr;
+	};
+
+	void WINAPI make_on_fiber(void* parameter)
+	{
+		auto& context = *static_cast<fiber_context*>(parameter);
+		static_cast<void>(ordered_per_thread::get(context.made));
+		::SwitchToFiber(context.primary);
+	}
+} // namespace
+
+TEST_CASE("os::per_thread objects end after the thread's thread_local objects, then stay retired",
+          "[os][windows][threads]")
+{
+	SECTION("a std::thread (thread_local destructors run before the thread function returns)")
+	{
+		exit_order::events.clear();
+		std::thread(use_both).join();
+		check_exit_order();
+	}
+	SECTION("a CreateThread thread (thread_local destructors run in winpthreads' PE TLS callback)")
+	{
+		exit_order::events.clear();
+		HANDLE thread = ::CreateThread(nullptr, 0, &use_both_on_win32_thread, nullptr, 0, nullptr);
+		REQUIRE(thread != nullptr);
+		REQUIRE(::WaitForSingleObject(thread, INFINITE) == WAIT_OBJECT_0);
+		::CloseHandle(thread);
+		check_exit_order();
+	}
+}
+
+TEST_CASE("os::per_thread objects belong to the thread, not to the fiber that made them", "[os][windows][threads]")
+{
+	exit_order::events.clear();
+	bool converted = false;
+	const ordered_object* made = nullptr;
+	const ordered_object* after = nullptr;
+	std::size_t events_while_running = 0;
+	std::thread([&] {
+		fiber_context context;
+		context.primary = ::ConvertThreadToFiber(nullptr);
+		void* const fiber = context.primary != nullptr ? ::CreateFiber(0, &make_on_fiber, &context) : nullptr;
+		if (fiber == nullptr)
+			return;
+		converted = true;
+		::SwitchToFiber(fiber);
+		::DeleteFiber(fiber);
+		made = context.made;
+		ordered_object* o = nullptr;
+		static_cast<void>(ordered_per_thread::get(o));
+		after = o;
+		events_while_running = exit_order::events.size();
+		::ConvertFiberToThread();
+	}).join();
+	REQUIRE(converted);
+	CHECK(made != nullptr);
+	CHECK(after == made);
+	CHECK(events_while_running == 0); // not destroyed with the fiber
+	REQUIRE(exit_order::events.size() == 1);
+	CHECK(exit_order::events[0] == "per-thread object destroyed");
 }
 #else
 TEST_CASE("os::failures report the call and errno", "[os]")

@@ -23,6 +23,10 @@
 
 #include <utility>
 
+#if MEMBER_THUNK_DEFAULT_HEAP_SAFETY == MEMBER_THUNK_THREAD_LOCAL_HEAPS
+#include "detail/os/per_thread.hpp"
+#endif
+
 namespace member_thunk
 {
 	namespace detail
@@ -30,26 +34,25 @@ namespace member_thunk
 #if MEMBER_THUNK_DEFAULT_HEAP_SAFETY == MEMBER_THUNK_THREAD_LOCAL_HEAPS
 		using default_heap_type = thread_heap<os::native>;
 
-#if defined(MEMBER_THUNK_OS_WINDOWS)
-		// A thread_local pointer (trivially destructible) to a heap that the back end destroys when the thread ends:
-		// MinGW's thread_local destructors may run after their storage is freed (see os::windows).
+		/// The calling thread's heap, made by its first call and handed to the orphanage when the thread ends
+		/// (os::per_thread). Null for code that runs later in the thread's exit (Windows: see
+		/// detail/os/windows_thread_exit.hpp). Throws os_error if the heap cannot be made.
+		[[nodiscard]] inline default_heap_type* this_thread_heap()
+		{
+			default_heap_type* heap = nullptr;
+			if (const auto status = os::per_thread<default_heap_type>::get(heap); !status.ok())
+				throw_os_error("create the thread's default heap", status);
+			return heap;
+		}
+
+		/// The calling thread's heap. Not for code that runs after the thread's heap was handed to the orphanage.
 		[[nodiscard]] inline default_heap_type& default_heap()
 		{
-			thread_local default_heap_type* the = nullptr;
-			if (the == nullptr)
-			{
-				if (const auto status = os::native::create_for_thread(the); !status.ok())
-					throw_os_error("create the thread's default heap", status);
-			}
-			return *the;
+			default_heap_type* const heap = this_thread_heap();
+			if (heap == nullptr)
+				fail_fast("the default heap of a thread was used after the thread handed it to the orphanage");
+			return *heap;
 		}
-#else
-		[[nodiscard]] inline default_heap_type& default_heap()
-		{
-			thread_local default_heap_type the;
-			return the;
-		}
-#endif
 #else
 		using default_heap_type = heap<default_lock>;
 
@@ -64,7 +67,15 @@ namespace member_thunk
 	/// Returns a new read-write page from the default heap. Throws os_error if the OS refuses memory.
 	[[nodiscard]] inline page allocate_page()
 	{
+#if MEMBER_THUNK_DEFAULT_HEAP_SAFETY == MEMBER_THUNK_THREAD_LOCAL_HEAPS
+		// Late in the thread's exit its heap is gone: the orphanage (locked, never destroyed) serves it then, and
+		// takes the page back from any thread.
+		if (detail::default_heap_type* const heap = detail::this_thread_heap())
+			return heap->allocate_page();
+		return detail::orphanage<detail::os::native>::instance().allocate_page();
+#else
 		return detail::default_heap().allocate_page();
+#endif
 	}
 
 	/// A unique thunk from the default heap that calls `(that->*MemberFn)(args...)` when called as
@@ -92,7 +103,13 @@ namespace member_thunk
 	/// Releases the default heap's regions in which no page is alive (in mode 2: the calling thread's heap).
 	inline void compact()
 	{
+#if MEMBER_THUNK_DEFAULT_HEAP_SAFETY == MEMBER_THUNK_THREAD_LOCAL_HEAPS
+		// Late in the thread's exit there is nothing to do: the orphanage keeps no empty region and no free page.
+		if (detail::default_heap_type* const heap = detail::this_thread_heap())
+			heap->compact();
+#else
 		detail::default_heap().compact();
+#endif
 	}
 } // namespace member_thunk
 

@@ -8,9 +8,7 @@
 
 #include <cstddef>
 #include <cstring>
-#include <new>
 #include <system_error>
-#include <type_traits>
 
 #include "windows_sdk.hpp"
 
@@ -155,32 +153,6 @@ namespace member_thunk::detail::os
 			return result::success();
 		}
 
-		/// Creates a T for the calling thread, destroyed when the thread ends by a fiber-local storage slot's
-		/// callback, which receives the object's address. Unlike a thread_local object's destructor, that reads no
-		/// thread-local storage at thread exit: with MinGW, emulated TLS may free a thread_local's storage before its
-		/// destructor runs (GCC bug 80816), which then writes into freed memory. The storage is registered before
-		/// the object is constructed (which cannot fail), so that a failure leaves nothing to destroy.
-		template<class T>
-		static result create_for_thread(T*& out) noexcept
-		{
-			static_assert(std::is_nothrow_default_constructible_v<T>, "registered storage must always be constructed");
-			static const DWORD slot = ::FlsAlloc(&destroy_thread_object<T>);
-			if (slot == FLS_OUT_OF_INDEXES)
-				return last_error("FlsAlloc");
-			void* const storage = ::operator new (sizeof(T), std::align_val_t{alignof(T)}, std::nothrow);
-			if (storage == nullptr)
-				return result::failure(std::error_code(ERROR_NOT_ENOUGH_MEMORY, std::system_category()),
-				                       "operator new (a thread's default heap)");
-			if (::FlsSetValue(slot, storage) == 0)
-			{
-				const result failed = last_error("FlsSetValue");
-				::operator delete (storage, std::align_val_t{alignof(T)});
-				return failed;
-			}
-			out = ::new (storage) T();
-			return result::success();
-		}
-
 		/// True when the process enforces Control Flow Guard, so thunk entries must be registered.
 		[[nodiscard]] static bool cfg_enforced() noexcept
 		{
@@ -230,13 +202,6 @@ namespace member_thunk::detail::os
 				return system_info{si.dwPageSize, si.dwAllocationGranularity};
 			}();
 			return value;
-		}
-
-		template<class T>
-		static void WINAPI destroy_thread_object(void* object) noexcept
-		{
-			static_cast<T*>(object)->~T();
-			::operator delete (object, std::align_val_t{alignof(T)});
 		}
 
 		// Resolved at run time: the function lives in an api-set DLL that some Windows-compatible systems lack,
