@@ -105,8 +105,8 @@ TEST_CASE("landing_pads::a thunk out of direct reach jumps indirectly to the tra
 {
 	test::far_os::reset();
 	adder a{40};
-	member_thunk::heap<member_thunk::null_lock, test::far_os> far;
-	member_thunk::page p = far.allocate_page();
+	member_thunk::heap<member_thunk::null_lock, test::far_os> far_heap;
+	member_thunk::page p = far_heap.allocate_page();
 	const auto t = p.make_thunk<callback, &adder::add>(&a);
 	p.mark_executable();
 	const std::uint64_t target = absolute_target(t);
@@ -120,8 +120,8 @@ TEST_CASE("landing_pads::a thunk in direct reach still skips the trampoline and 
           "[landing_pads][direct]")
 {
 	adder a{40};
-	member_thunk::heap<> near;
-	member_thunk::page p = near.allocate_page();
+	member_thunk::heap<> near_heap;
+	member_thunk::page p = near_heap.allocate_page();
 	const auto t = p.make_thunk<callback, &adder::add>(&a);
 	p.mark_executable();
 	const std::uint64_t target = direct_target(t);
@@ -138,10 +138,10 @@ TEST_CASE("landing_pads::with the code pages guarded by BTI, both forms of thunk
 		return;
 	adder a{40};
 	test::far_os::reset();
-	member_thunk::heap<member_thunk::null_lock, test::far_os> far;
-	member_thunk::heap<> near;
-	member_thunk::page far_page = far.allocate_page();
-	member_thunk::page near_page = near.allocate_page();
+	member_thunk::heap<member_thunk::null_lock, test::far_os> far_heap;
+	member_thunk::heap<> near_heap;
+	member_thunk::page far_page = far_heap.allocate_page();
+	member_thunk::page near_page = near_heap.allocate_page();
 	const auto far_thunk = far_page.make_thunk<callback, &adder::add>(&a);
 	const auto near_thunk = near_page.make_thunk<callback, &adder::add>(&a);
 	far_page.mark_executable();

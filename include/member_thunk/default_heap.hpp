@@ -64,18 +64,29 @@ namespace member_thunk
 #endif
 	} // namespace detail
 
-	/// Returns a new read-write page from the default heap. Throws os_error if the OS refuses memory.
+	namespace detail
+	{
+		/// Calls `f` with the heap that serves the calling thread: the default heap, or, late in a thread's exit
+		/// once its heap was handed to the orphanage (MEMBER_THUNK_THREAD_LOCAL_HEAPS), the orphanage (locked, never
+		/// destroyed), which takes what it makes back from any thread.
+		template<class F>
+		decltype(auto) with_serving_heap(F&& f)
+		{
+#if MEMBER_THUNK_DEFAULT_HEAP_SAFETY == MEMBER_THUNK_THREAD_LOCAL_HEAPS
+			if (default_heap_type* const heap = this_thread_heap())
+				return std::forward<F>(f)(*heap);
+			return std::forward<F>(f)(orphanage<os::native>::instance());
+#else
+			return std::forward<F>(f)(default_heap());
+#endif
+		}
+	} // namespace detail
+
+	/// Returns a new read-write page from the default heap. Throws os_error if the OS refuses memory,
+	/// image_pool_exhausted if it refuses run-time code and no prebuilt stub is left.
 	[[nodiscard]] inline page allocate_page()
 	{
-#if MEMBER_THUNK_DEFAULT_HEAP_SAFETY == MEMBER_THUNK_THREAD_LOCAL_HEAPS
-		// Late in the thread's exit its heap is gone: the orphanage (locked, never destroyed) serves it then, and
-		// takes the page back from any thread.
-		if (detail::default_heap_type* const heap = detail::this_thread_heap())
-			return heap->allocate_page();
-		return detail::orphanage<detail::os::native>::instance().allocate_page();
-#else
-		return detail::default_heap().allocate_page();
-#endif
+		return detail::with_serving_heap([](auto& heap) { return heap.allocate_page(); });
 	}
 
 	/// A unique thunk from the default heap that calls `(that->*MemberFn)(args...)` when called as
@@ -83,21 +94,26 @@ namespace member_thunk
 	template<class Callback, auto MemberFn, class Class>
 	[[nodiscard]] unique_thunk<Callback> make_unique_thunk(Class* that)
 	{
-		return detail::default_heap().template make_unique_thunk<Callback, MemberFn>(that);
+		return detail::with_serving_heap(
+		    [that](auto& heap) { return heap.template make_unique_thunk<Callback, MemberFn>(that); });
 	}
 
 	/// A unique thunk from the default heap that calls `(that->*fn)(args...)`.
 	template<class Callback, class MemberFn, class Class>
 	[[nodiscard]] unique_thunk<Callback> make_unique_thunk(Class* that, MemberFn fn)
 	{
-		return detail::default_heap().template make_unique_thunk<Callback>(that, fn);
+		return detail::with_serving_heap(
+		    [that, fn](auto& heap) { return heap.template make_unique_thunk<Callback>(that, fn); });
 	}
 
-	/// A unique thunk from the default heap that calls `callable(args...)` (referenced, not copied).
+	/// A unique thunk from the default heap that calls `callable(args...)` (referenced, not copied: it must outlive
+	/// the thunk).
 	template<class Callback, class Callable>
 	[[nodiscard]] unique_thunk<Callback> make_unique_thunk(Callable&& callable)
 	{
-		return detail::default_heap().template make_unique_thunk<Callback>(std::forward<Callable>(callable));
+		return detail::with_serving_heap([&callable](auto& heap) {
+			return heap.template make_unique_thunk<Callback>(std::forward<Callable>(callable));
+		});
 	}
 
 	/// Releases the default heap's regions in which no page is alive (in mode 2: the calling thread's heap).
