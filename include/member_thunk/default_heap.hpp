@@ -53,9 +53,14 @@ namespace member_thunk
 				fail_fast("the default heap of a thread was used after the thread handed it to the orphanage");
 			return *heap;
 		}
+#elif MEMBER_THUNK_DEFAULT_HEAP_SAFETY == MEMBER_THUNK_THREAD_SAFE_HEAP
+		/// One locked heap for the process, with a cache of unique-thunk slots per thread (slot_cache.hpp).
+		using default_heap_type = locked_heap<default_lock, os::native, default_heap_policy>;
 #else
 		using default_heap_type = heap<default_lock>;
 
+#endif
+#if MEMBER_THUNK_DEFAULT_HEAP_SAFETY != MEMBER_THUNK_THREAD_LOCAL_HEAPS
 		[[nodiscard]] inline default_heap_type& default_heap()
 		{
 			static never_destroyed<default_heap_type> the;

@@ -4,6 +4,8 @@
 //   Policy::cache_capacity      how many freed pages to keep committed for reuse
 //   Policy::reuses_slots        queue freed unique-thunk slots for reuse (the orphanage never allocates: it does not)
 //   Policy::unreserve_empty     give a region back as soon as its last page is freed (the orphanage)
+//   Policy::thread_cache        unique-thunk slots go through a cache per thread (slot_cache.hpp): the one
+//                               thread-safe default heap, whose lock every thread would otherwise queue on
 //   policy.check_free_thread()  called before a page is freed (a thread's heap: only on its thread)
 #pragma once
 
@@ -13,8 +15,11 @@
 #include "callback.hpp"
 #include "config.hpp"
 #include "heap_core.hpp"
+#include "os/per_thread.hpp"
 #include "os/result.hpp"
 #include "region.hpp"
+#include "slot_cache.hpp"
+#include "slot_queue.hpp"
 
 #include <bit>
 #include <cstddef>
@@ -32,7 +37,15 @@ namespace member_thunk::detail
 		static constexpr std::size_t cache_capacity = MEMBER_THUNK_PAGE_CACHE;
 		static constexpr bool reuses_slots = true;
 		static constexpr bool unreserve_empty = false;
+		static constexpr bool thread_cache = false;
 		static void check_free_thread() noexcept {}
+	};
+
+	/// The thread-safe default heap: a shared heap with a slot cache per thread. Only one heap may have this policy
+	/// (the caches are thread_local objects of its type).
+	struct default_heap_policy : shared_heap_policy
+	{
+		static constexpr bool thread_cache = true;
 	};
 
 	template<class Lock, os::backend Os, class Policy>
@@ -151,7 +164,10 @@ namespace member_thunk::detail
 		[[nodiscard]] heap_statistics statistics() const
 		{
 			const std::lock_guard guard(lock_);
-			return core_.statistics();
+			heap_statistics s = core_.statistics();
+			for (const cache_type* c = caches_; c != nullptr; c = c->next)
+				s.live_unique_thunks -= c->held();
+			return s;
 		}
 
 		/// Revokes the page outside the lock (it is still marked used, so nothing else touches it), then takes it
@@ -174,6 +190,12 @@ namespace member_thunk::detail
 		{
 			Policy::check_free_thread();
 			empty_slot(slot);
+			if constexpr (Policy::thread_cache)
+				if (cache_type* const cache = this_thread_cache())
+				{
+					cache->give(*this, slot);
+					return;
+				}
 			const std::lock_guard guard(lock_);
 			check();
 			core_.return_slot(r, slot);
@@ -200,22 +222,82 @@ namespace member_thunk::detail
 			return core_.live_pages() + core_.live_slots();
 		}
 
+		// The thread caches' side (slot_cache.hpp), each under the lock.
+		using cache_type = thread_slot_cache<locked_heap>;
+		friend cache_type;
+
+		void adopt_cache(cache_type& cache)
+		{
+			const std::lock_guard guard(lock_);
+			cache.next = caches_;
+			if (caches_ != nullptr)
+				caches_->prev = &cache;
+			caches_ = &cache;
+		}
+
+		void refill_cache(slot_queue& into, std::size_t count)
+		{
+			const std::lock_guard guard(lock_);
+			check();
+			for (std::size_t i = 0; i < count; ++i)
+				into.push(core_.allocate_slot(*this).slot);
+			check();
+		}
+
+		void drain_cache(slot_queue& from, std::size_t count) noexcept
+		{
+			const std::lock_guard guard(lock_);
+			check();
+			for (std::size_t i = 0; i < count && from.size() != 0; ++i)
+			{
+				std::byte* const slot = from.pop();
+				core_.return_slot(region_of_slot(slot), slot);
+			}
+			check();
+		}
+
+		void retire_cache(cache_type& cache) noexcept
+		{
+			drain_cache(cache.ready_slots(), cache.ready_slots().size());
+			drain_cache(cache.quarantined_slots(), cache.quarantined_slots().size());
+			const std::lock_guard guard(lock_);
+			if (cache.prev != nullptr)
+				cache.prev->next = cache.next;
+			else
+				caches_ = cache.next;
+			if (cache.next != nullptr)
+				cache.next->prev = cache.prev;
+		}
+
 	private:
-		/// Takes a slot under the lock and writes it outside.
+		/// The calling thread's cache; null if there is none (late in the thread's exit, or none could be made).
+		[[nodiscard]] static cache_type* this_thread_cache() noexcept
+		{
+			cache_type* cache = nullptr;
+			if (!os::per_thread<cache_type>::get(cache).ok())
+				return nullptr;
+			return cache;
+		}
+
+		/// Takes a slot (from the thread's cache, or under the lock) and writes it outside the lock.
 		template<class Callback>
 		[[nodiscard]] unique_thunk<Callback> make_unique(const volatile void* bound,
 		                                                 typename callback_traits<Callback>::target target, bool owned)
 		{
-			slot_location where;
+			std::byte* slot = nullptr;
+			if constexpr (Policy::thread_cache)
+				if (cache_type* const cache = this_thread_cache())
+					slot = cache->take(*this);
+			if (slot == nullptr)
 			{
 				const std::lock_guard guard(lock_);
 				check();
-				where = core_.allocate_slot(*this);
+				slot = core_.allocate_slot(*this).slot;
 				check();
 			}
-			write_slot(where.slot, reinterpret_cast<std::uintptr_t>(bound), reinterpret_cast<std::uintptr_t>(target));
-			return unique_thunk_access::make<Callback>(std::bit_cast<Callback>(where.slot + where.owner->thunk_stubs),
-			                                           where.slot, owned);
+			write_slot(slot, reinterpret_cast<std::uintptr_t>(bound), reinterpret_cast<std::uintptr_t>(target));
+			return unique_thunk_access::make<Callback>(std::bit_cast<Callback>(slot + region_of_slot(slot).thunk_stubs),
+			                                           slot, owned);
 		}
 
 		void check() const noexcept
@@ -228,5 +310,6 @@ namespace member_thunk::detail
 
 		mutable Lock lock_;
 		core_type core_;
+		cache_type* caches_ = nullptr; // the thread caches of this heap (Policy::thread_cache)
 	};
 } // namespace member_thunk::detail

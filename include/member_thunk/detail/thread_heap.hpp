@@ -43,6 +43,7 @@ namespace member_thunk::detail
 		static constexpr std::size_t cache_capacity = 0;
 		static constexpr bool reuses_slots = false;
 		static constexpr bool unreserve_empty = true;
+		static constexpr bool thread_cache = false;
 		static void check_free_thread() noexcept {}
 	};
 
@@ -75,6 +76,7 @@ namespace member_thunk::detail
 		static constexpr std::size_t cache_capacity = MEMBER_THUNK_PAGE_CACHE;
 		static constexpr bool reuses_slots = true;
 		static constexpr bool unreserve_empty = false;
+		static constexpr bool thread_cache = false;
 
 		void check_free_thread() const noexcept
 		{
