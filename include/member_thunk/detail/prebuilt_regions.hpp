@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <cstring>
 #include <mutex>
+#include <random>
 #include <string>
 #include <system_error>
 
@@ -59,6 +60,44 @@ namespace member_thunk::detail
 	inline void empty_slot(std::byte* slot) noexcept
 	{
 		write_slot(slot, 0, stubs::trap_target());
+	}
+
+	/// Metadata kept in writable slab pages (a chunk's region, the links of free slots) is stored encoded, as
+	/// allocators protect their free lists (glibc's safe-linking, mimalloc's encoded free lists): mixed with the
+	/// address where it is stored (whose high bits are randomised by ASLR) and with a secret of the process. A
+	/// corrupted word then decodes to an address that fails the checks of region_of_slot and slot_queue, which end
+	/// the process instead of following it.
+	[[nodiscard]] inline std::uintptr_t metadata_secret() noexcept
+	{
+		static const std::uintptr_t secret = [] {
+			std::uintptr_t value = 0;
+			try
+			{
+				std::random_device entropy;
+				for (std::size_t i = 0; i < sizeof value; i += sizeof(unsigned int))
+					value = (value << (8 * sizeof(unsigned int) % (8 * sizeof value))) ^ entropy();
+			}
+			catch (...)
+			{
+				// No entropy source: the address of this function and of a stack object still differ per run
+				// (ASLR), which is all that is left.
+				int local = 0;
+				value = reinterpret_cast<std::uintptr_t>(&metadata_secret) ^
+				        (reinterpret_cast<std::uintptr_t>(&local) << 7);
+			}
+			return value | 1; // never 0, and odd: an encoded null is never null
+		}();
+		return secret;
+	}
+
+	[[nodiscard]] inline std::uintptr_t encode_metadata(std::uintptr_t value, const std::byte* where) noexcept
+	{
+		return value ^ (reinterpret_cast<std::uintptr_t>(where) >> 12) ^ metadata_secret();
+	}
+
+	[[nodiscard]] inline std::uintptr_t decode_metadata(std::uintptr_t stored, const std::byte* where) noexcept
+	{
+		return encode_metadata(stored, where); // the mix is its own inverse
 	}
 
 	/// The ways to get the stubs' code, in the order tried.
@@ -96,7 +135,8 @@ namespace member_thunk::detail
 			for (std::size_t at = 0; at < r.page_size; at += stubs::slot_size)
 				empty_slot(page + at);
 			for (std::size_t at = 0; at < r.page_size; at += stubs::chunk_size)
-				write_slot(page + at, reinterpret_cast<std::uintptr_t>(&r), stubs::trap_target());
+				write_slot(page + at, encode_metadata(reinterpret_cast<std::uintptr_t>(&r), page + at),
+				           stubs::trap_target());
 		}
 
 		static seal_outcome seal(region& r, std::byte* page, [[maybe_unused]] std::size_t thunks) noexcept

@@ -20,13 +20,20 @@ namespace member_thunk::detail
 {
 	struct slot_location;
 
-	/// The region of a slot of prebuilt stubs, from the header of its chunk (stamped when the page was filled).
+	/// The region of a slot of prebuilt stubs, from the header of its chunk (stamped, encoded, when the page was
+	/// filled). Ends the process if the header does not decode to a region of prebuilt stubs holding the slot.
 	[[nodiscard]] inline region& region_of_slot(const std::byte* slot) noexcept
 	{
 		const auto address = reinterpret_cast<std::uintptr_t>(slot);
-		const auto chunk = address - address % stubs::chunk_size;
-		// The chunk's first word, written by prebuilt_pages::fill_traps; it fits a pointer by construction.
-		return **reinterpret_cast<region* const*>(chunk); // NOLINT(performance-no-int-to-ptr)
+		const std::byte* const chunk = slot - address % stubs::chunk_size;
+		const auto stored = reinterpret_cast<const stub_slot*>(chunk)->bound;
+		// The chunk's first word, written by prebuilt_pages::fill_traps; it decodes to a pointer by construction.
+		auto* const r = reinterpret_cast<region*>(decode_metadata(stored, chunk)); // NOLINT(performance-no-int-to-ptr)
+		if (r == nullptr || !r->contains(slot) || r->kind == nullptr || !r->kind->prebuilt ||
+		    !r->kind->is_thunk_slot(static_cast<std::size_t>(slot - r->base) / stubs::slot_size))
+			fail_fast("the metadata of a page of prebuilt thunks is corrupted (a chunk's region does not hold the "
+			          "slot): something wrote into memory it does not own");
+		return *r;
 	}
 
 	class slot_queue
@@ -55,7 +62,7 @@ namespace member_thunk::detail
 		{
 			write_slot(slot, 0, stubs::trap_target());
 			if (tail_ != nullptr)
-				write_slot(tail_, reinterpret_cast<std::uintptr_t>(slot), stubs::trap_target());
+				write_slot(tail_, encode_metadata(reinterpret_cast<std::uintptr_t>(slot), tail_), stubs::trap_target());
 			else
 				head_ = slot;
 			tail_ = slot;
@@ -66,11 +73,12 @@ namespace member_thunk::detail
 		void remove_page(const std::byte* page, std::size_t size) noexcept
 		{
 			std::byte* slot = head_;
+			const std::byte* const last = tail_;
 			head_ = tail_ = nullptr;
 			count_ = 0;
 			while (slot != nullptr)
 			{
-				std::byte* const next = next_of(slot);
+				std::byte* const next = slot == last ? nullptr : link_of(slot);
 				if (slot < page || slot >= page + size)
 					push(slot);
 				slot = next;
@@ -102,11 +110,21 @@ namespace member_thunk::detail
 		}
 
 	private:
-		[[nodiscard]] static std::byte* next_of(const std::byte* slot) noexcept
+		/// The next free slot after `slot`; null after the last.
+		[[nodiscard]] std::byte* next_of(const std::byte* slot) const noexcept
 		{
-			// The first word of a free slot is the address of the next one, written by push().
-			return reinterpret_cast<std::byte*>( // NOLINT(performance-no-int-to-ptr)
-			    reinterpret_cast<const stub_slot*>(slot)->bound);
+			return slot == tail_ ? nullptr : link_of(slot);
+		}
+
+		/// The slot a free slot's link points to (the first word of a free slot is the encoded address of the next
+		/// one, written by push()), checked to be a slot of a region of prebuilt stubs: region_of_slot ends the
+		/// process otherwise.
+		[[nodiscard]] static std::byte* link_of(const std::byte* slot) noexcept
+		{
+			auto* const next = reinterpret_cast<std::byte*>( // NOLINT(performance-no-int-to-ptr)
+			    decode_metadata(reinterpret_cast<const stub_slot*>(slot)->bound, slot));
+			static_cast<void>(region_of_slot(next));
+			return next;
 		}
 
 		std::byte* head_ = nullptr;
