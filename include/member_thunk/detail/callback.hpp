@@ -224,27 +224,29 @@ namespace member_thunk::detail
 		if constexpr (member::is_member_function)
 		{
 			using callback = callback_traits<Callback>;
-			static_assert(std::is_class_v<Class> || std::is_union_v<Class>,
-			              "member_thunk: the object pointer must point to a class object");
-			static_assert(std::is_base_of_v<typename member::class_type, std::remove_cv_t<Class>>,
+			constexpr bool class_object = std::is_class_v<Class> || std::is_union_v<Class>;
+			static_assert(class_object, "member_thunk: the object pointer must point to a class object");
+			constexpr bool member_of_class = std::is_base_of_v<typename member::class_type, std::remove_cv_t<Class>>;
+			static_assert(member_of_class,
 			              "member_thunk: the object's class must be the member function's class or derive from it");
-			static_assert(!std::is_const_v<Class> || member::is_const,
+			constexpr bool const_fits = !std::is_const_v<Class> || member::is_const;
+			static_assert(const_fits,
 			              "member_thunk: the object pointer is to const but the member function is not const");
-			static_assert(!std::is_volatile_v<Class> || member::is_volatile,
+			constexpr bool volatile_fits = !std::is_volatile_v<Class> || member::is_volatile;
+			static_assert(volatile_fits,
 			              "member_thunk: the object pointer is to volatile but the member function is not volatile");
-			static_assert(!member::is_rvalue_only,
+			constexpr bool callable_on_lvalue = !member::is_rvalue_only;
+			static_assert(callable_on_lvalue,
 			              "member_thunk: the member function is &&-qualified; a thunk calls it on an lvalue");
-			static_assert(std::is_same_v<typename member::parameters, typename callback::rest>,
+			constexpr bool same_parameters = std::is_same_v<typename member::parameters, typename callback::rest>;
+			static_assert(same_parameters,
 			              "member_thunk: the member function's parameters must be exactly the Callback's parameters "
 			              "after the first one (the first is replaced by the object pointer)");
-			static_assert(std::is_same_v<typename member::result, typename callback::result>,
+			constexpr bool same_result = std::is_same_v<typename member::result, typename callback::result>;
+			static_assert(same_result,
 			              "member_thunk: the member function must return exactly the Callback's return type");
-			return (std::is_class_v<Class> ||
-			        std::is_union_v<Class>)&&std::is_base_of_v<typename member::class_type, std::remove_cv_t<Class>> &&
-			       (!std::is_const_v<Class> || member::is_const) &&
-			       (!std::is_volatile_v<Class> || member::is_volatile) && !member::is_rvalue_only &&
-			       std::is_same_v<typename member::parameters, typename callback::rest> &&
-			       std::is_same_v<typename member::result, typename callback::result>;
+			return class_object && member_of_class && const_fits && volatile_fits && callable_on_lvalue &&
+			       same_parameters && same_result;
 		}
 		else
 			return false;
@@ -270,11 +272,13 @@ namespace member_thunk::detail
 		              "make_thunk<Callback, &Class::member>(object)");
 		if constexpr (!std::is_pointer_v<Callable>)
 		{
-			static_assert(std::is_object_v<Callable>, "member_thunk: the callable must be an object");
-			static_assert(invocable_with<Callback, Callable>(),
+			constexpr bool object = std::is_object_v<Callable>;
+			static_assert(object, "member_thunk: the callable must be an object");
+			constexpr bool invocable = invocable_with<Callback, Callable>();
+			static_assert(invocable,
 			              "member_thunk: the callable cannot be called with the Callback's parameters after the first "
 			              "one, or its result does not convert to the Callback's return type");
-			return std::is_object_v<Callable> && invocable_with<Callback, Callable>();
+			return object && invocable;
 		}
 		else
 			return false;
