@@ -17,20 +17,71 @@ namespace
 #if defined(__SIZEOF_INT128__)
 	__extension__ typedef unsigned __int128 u128; // a GNU extension: -Wpedantic is told so
 #endif
+#if defined(__SIZEOF_FLOAT128__)
+	__extension__ typedef __float128 f128;
+#endif
 	using member_thunk::detail::has_other_calling_convention;
 	using member_thunk::detail::valid_callback;
+	namespace arch = member_thunk::detail::arch;
 
-	// The default convention, with any scalar result.
+	// The default convention, with a result that comes back in registers.
 	static_assert(valid_callback<int (*)(void*, int)>());
 	static_assert(valid_callback<long long (*)(void*, long long, double)>());
-	// Windows x64 with GCC returns its 80-bit long double through a hidden pointer in rcx: refused there.
+	static_assert(valid_callback<char8_t (*)(void*)>() && valid_callback<std::nullptr_t (*)(void*)>());
+	static_assert(valid_callback<void (*(*)(void*))()>()); // a function pointer
+	// An enumeration is judged by its underlying type.
+	enum class small : unsigned char
+	{
+	};
+	static_assert(valid_callback<small (*)(void*)>());
+	// Where long double comes back through a hidden pointer in the first argument's place: MinGW's 80-bit one on
+	// Windows x64 (pointer in rcx), and the 128-bit one of -mlong-double-128 on i386 (pointer at [esp+4]).
 #if defined(_WIN32) && defined(__x86_64__)
 	constexpr bool long_double_in_memory = sizeof(long double) > sizeof(double);
+#elif defined(__i386__)
+	constexpr bool long_double_in_memory = __LDBL_MANT_DIG__ == 113;
 #else
 	constexpr bool long_double_in_memory = false;
 #endif
 	static_assert(valid_callback<long double (*)(std::intptr_t, float)>() == !long_double_in_memory);
+	// __float128: xmm0 on System V x86-64; a hidden pointer in the first argument's place on i386 and Windows x64.
+#if defined(__SIZEOF_FLOAT128__) && defined(__x86_64__) && !defined(_WIN32)
+	static_assert(valid_callback<f128 (*)(void*, int)>());
+#elif defined(__SIZEOF_FLOAT128__)
+	static_assert(!valid_callback<f128 (*)(void*, int)>());
+#endif
+	// __int128: rax:rdx on System V x86-64, xmm0 on Windows x64 (GCC and Clang), x0:x1 on AArch64; i386 has none.
+#if defined(__SIZEOF_INT128__)
+	static_assert(valid_callback<u128 (*)(void*, std::uint64_t)>());
+	enum class huge : u128
+	{
+	};
+	static_assert(valid_callback<huge (*)(void*)>());
+#endif
+	// A vector is not a scalar.
+	typedef int int4 __attribute__((vector_size(16)));
+	static_assert(!valid_callback<int4 (*)(void*)>());
 	static_assert(valid_callback<void (*)(void*) noexcept>());
+
+	// Each ABI's own list, checked on every host (the encoders compile everywhere). long double is judged in the
+	// format of the compiler at hand.
+	static_assert(arch::x86_32_encoder::returns_in_registers<long long> &&
+	              arch::x86_32_encoder::returns_in_registers<double>);
+	static_assert(arch::x86_32_encoder::returns_in_registers<long double> == (__LDBL_MANT_DIG__ != 113));
+	static_assert(arch::x86_64_win64_encoder::returns_in_registers<long double> == (__LDBL_MANT_DIG__ == 53));
+	static_assert(arch::x86_64_sysv_encoder::returns_in_registers<long double>);
+#if defined(__SIZEOF_FLOAT128__)
+	static_assert(arch::x86_64_sysv_encoder::returns_in_registers<f128>);
+	static_assert(!arch::x86_64_win64_encoder::returns_in_registers<f128>);
+	static_assert(!arch::x86_32_encoder::returns_in_registers<f128>);
+	static_assert(!arch::aarch64_encoder::returns_in_registers<f128>); // AArch64 has no __float128
+#endif
+#if defined(__SIZEOF_INT128__)
+	static_assert(arch::x86_64_sysv_encoder::returns_in_registers<u128>);
+	static_assert(arch::x86_64_win64_encoder::returns_in_registers<u128>);
+	static_assert(arch::aarch64_encoder::returns_in_registers<u128>);
+	static_assert(!arch::x86_32_encoder::returns_in_registers<u128>); // i386 has no __int128
+#endif
 	// A first parameter wider than a pointer would take two stack slots on i386 (and a class result a hidden pointer
 	// before it): the object pointer cannot take its place.
 	static_assert(valid_callback<long long (*)(long long)>() == (sizeof(long long) == sizeof(void*)));
@@ -85,6 +136,12 @@ namespace
 			return (static_cast<u128>(x) << 64U) | static_cast<std::uint64_t>(id);
 		}
 #endif
+#if defined(__SIZEOF_FLOAT128__)
+		f128 quad(std::uint64_t x)
+		{
+			return static_cast<f128>(x) * static_cast<f128>(x) + static_cast<f128>(id); // needs more than 64 bits
+		}
+#endif
 		long double extended(float x)
 		{
 			return static_cast<long double>(x) + static_cast<long double>(id);
@@ -95,11 +152,14 @@ namespace
 		}
 	};
 
-	/// The compile-time and the run-time member forms of one callback, called with a garbage first argument.
+	/// The compile-time and the run-time member forms of one callback, called with a garbage first argument. A result
+	/// that came back through a hidden pointer in the first argument's place would be written over the object and
+	/// the call would read its arguments one place off: the object is checked too.
 	template<class Callback, auto Member, class... Args>
 	void check_both_member_forms(wide& w, Args... args)
 	{
 		const auto expected = (w.*Member)(args...);
+		const long long id = w.id;
 		member_thunk::page p = member_thunk::allocate_page();
 		const Callback compile_time = p.template make_thunk<Callback, Member>(&w);
 		const Callback run_time = p.template make_thunk<Callback>(&w, Member);
@@ -107,6 +167,7 @@ namespace
 		const auto garbage = reinterpret_cast<void*>(std::uintptr_t{0xBAD});
 		CHECK(compile_time(garbage, args...) == expected);
 		CHECK(run_time(garbage, args...) == expected);
+		CHECK(w.id == id);
 	}
 } // namespace
 
@@ -125,6 +186,16 @@ TEST_CASE("conventions::a long double result (the x87 stack on x86)", "[conventi
 {
 	wide w{-5};
 	check_both_member_forms<long double (*)(void*, float), &wide::extended>(w, 2.5F);
+}
+#endif
+
+// Only System V x86-64 returns __float128 in a register (xmm0); the other targets refuse it at compile time (the
+// static_asserts above, and tests/compile_fail/float128_return.cpp).
+#if defined(__SIZEOF_FLOAT128__) && defined(__x86_64__) && !defined(_WIN32)
+TEST_CASE("conventions::a __float128 result (xmm0 on System V x86-64)", "[conventions]")
+{
+	wide w{7};
+	check_both_member_forms<f128 (*)(void*, std::uint64_t), &wide::quad>(w, 0xFFFF'FFFF'FFFF'FFFFULL);
 }
 #endif
 

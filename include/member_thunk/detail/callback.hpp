@@ -6,6 +6,8 @@
 // R(*)(P, A...): the compiler, not the thunk, does `this` adjustment, virtual dispatch and any conversion.
 #pragma once
 
+#include "arch/encoder.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -92,25 +94,21 @@ namespace member_thunk::detail
 	                                                     std::is_enum_v<P> || std::is_null_pointer_v<P>)&&sizeof(P) ==
 	                                                    sizeof(void*);
 
-	/// A return the callback and the target agree on everywhere: void or a non-member-pointer scalar. Class types
-	/// may come back through a hidden pointer in one and in registers in the other (Windows x64 and ARM64); on i386
-	/// System V every class comes back through a hidden pointer pushed before the arguments, so the first argument
-	/// would not be at [esp+4] (and the callee pops that pointer). Scalars, long long and floating point included,
-	/// come back in eax, edx:eax or st(0) from both kinds of function.
+	/// A result type that is the same kind of thing on every ABI: void or a non-member-pointer scalar. A class type
+	/// may come back in registers from one kind of function and through a hidden pointer from another (Windows x64
+	/// and ARM64 return every class through a hidden pointer from a member function), and on i386 System V every
+	/// class comes back through a hidden pointer pushed before the arguments, so the first argument would not be at
+	/// [esp+4].
 	template<class R>
-	inline constexpr bool abi_safe_result = std::is_void_v<R> || std::is_arithmetic_v<R> || std::is_enum_v<R> ||
-	                                        std::is_pointer_v<R> || std::is_null_pointer_v<R>;
+	inline constexpr bool scalar_result = std::is_void_v<R> || std::is_arithmetic_v<R> || std::is_enum_v<R> ||
+	                                      std::is_pointer_v<R> || std::is_null_pointer_v<R>;
 
-	/// A scalar result that an ABI returns through a hidden pointer passed as the first argument anyway: on Windows x64
-	/// with an 80-bit long double (MinGW; MSVC's long double is a double), long double comes back in memory whose
-	/// address travels in rcx, the register the thunk overwrites.
+	/// A result that the target's ABI returns in registers (or void). Any other result comes back through memory
+	/// whose address the caller passes as a hidden argument in the first argument's place on i386 ([esp+4]), System
+	/// V x86-64 (rdi) and Windows x64 (rcx): the thunk would replace it with the object pointer, and the result
+	/// would be written over the object. Which types qualify is an ABI fact: each encoder's allow-list (arch/).
 	template<class R>
-	inline constexpr bool scalar_returned_in_memory =
-#if defined(_WIN32) && (defined(__x86_64__) || defined(_M_X64))
-	    std::is_same_v<std::remove_cv_t<R>, long double> && sizeof(long double) > sizeof(double);
-#else
-	    false;
-#endif
+	inline constexpr bool result_in_registers = std::is_void_v<R> || arch::native_encoder::returns_in_registers<R>;
 
 	/// True when a thunk can implement `Callback`.
 	template<class Callback>
@@ -118,8 +116,8 @@ namespace member_thunk::detail
 	{
 		using traits = callback_traits<Callback>;
 		if constexpr (traits::is_function_pointer && traits::has_first_parameter && !traits::is_variadic)
-			return replaceable_first_parameter<typename traits::first> && abi_safe_result<typename traits::result> &&
-			       !scalar_returned_in_memory<typename traits::result>;
+			return replaceable_first_parameter<typename traits::first> && scalar_result<typename traits::result> &&
+			       result_in_registers<typename traits::result>;
 		else
 			return false;
 	}
@@ -147,16 +145,23 @@ namespace member_thunk::detail
 			              "with the object pointer");
 			if constexpr (traits::has_first_parameter && !traits::is_variadic)
 			{
+				using result = typename traits::result;
 				static_assert(replaceable_first_parameter<typename traits::first>,
 				              "member_thunk: the Callback's first parameter must be a pointer or a pointer-sized "
 				              "integer (such as HWND or intptr_t): the thunk passes the object pointer in its place");
-				static_assert(abi_safe_result<typename traits::result>,
+				static_assert(scalar_result<result>,
 				              "member_thunk: the Callback must return void or a scalar (integer, floating-point, "
 				              "enumeration or pointer): other types may be returned differently by a member function "
 				              "and a plain function on some ABIs");
-				static_assert(!scalar_returned_in_memory<typename traits::result>,
-				              "member_thunk: on Windows x64 an 80-bit long double result is returned through a hidden "
-				              "pointer in the first argument register, which the thunk replaces: return double");
+				// Only for scalars: a class result already has its error.
+				if constexpr (scalar_result<result>)
+					static_assert(
+					    result_in_registers<result>,
+					    "member_thunk: the Callback's result is returned through a hidden pointer on this ABI "
+					    "(__float128 on i386 and Windows x64; long double on Windows x64 with MinGW and on i386 with "
+					    "-mlong-double-128), or is not known to come back in registers; the caller passes that "
+					    "pointer in the first argument's place, which the thunk replaces with the object pointer: "
+					    "return double or an integer instead");
 			}
 		}
 		return valid_callback<Callback>();
@@ -221,27 +226,29 @@ namespace member_thunk::detail
 		if constexpr (member::is_member_function)
 		{
 			using callback = callback_traits<Callback>;
-			static_assert(std::is_class_v<Class> || std::is_union_v<Class>,
-			              "member_thunk: the object pointer must point to a class object");
-			static_assert(std::is_base_of_v<typename member::class_type, std::remove_cv_t<Class>>,
+			constexpr bool class_object = std::is_class_v<Class> || std::is_union_v<Class>;
+			static_assert(class_object, "member_thunk: the object pointer must point to a class object");
+			constexpr bool member_of_class = std::is_base_of_v<typename member::class_type, std::remove_cv_t<Class>>;
+			static_assert(member_of_class,
 			              "member_thunk: the object's class must be the member function's class or derive from it");
-			static_assert(!std::is_const_v<Class> || member::is_const,
+			constexpr bool const_fits = !std::is_const_v<Class> || member::is_const;
+			static_assert(const_fits,
 			              "member_thunk: the object pointer is to const but the member function is not const");
-			static_assert(!std::is_volatile_v<Class> || member::is_volatile,
+			constexpr bool volatile_fits = !std::is_volatile_v<Class> || member::is_volatile;
+			static_assert(volatile_fits,
 			              "member_thunk: the object pointer is to volatile but the member function is not volatile");
-			static_assert(!member::is_rvalue_only,
+			constexpr bool callable_on_lvalue = !member::is_rvalue_only;
+			static_assert(callable_on_lvalue,
 			              "member_thunk: the member function is &&-qualified; a thunk calls it on an lvalue");
-			static_assert(std::is_same_v<typename member::parameters, typename callback::rest>,
+			constexpr bool same_parameters = std::is_same_v<typename member::parameters, typename callback::rest>;
+			static_assert(same_parameters,
 			              "member_thunk: the member function's parameters must be exactly the Callback's parameters "
 			              "after the first one (the first is replaced by the object pointer)");
-			static_assert(std::is_same_v<typename member::result, typename callback::result>,
+			constexpr bool same_result = std::is_same_v<typename member::result, typename callback::result>;
+			static_assert(same_result,
 			              "member_thunk: the member function must return exactly the Callback's return type");
-			return (std::is_class_v<Class> ||
-			        std::is_union_v<Class>)&&std::is_base_of_v<typename member::class_type, std::remove_cv_t<Class>> &&
-			       (!std::is_const_v<Class> || member::is_const) &&
-			       (!std::is_volatile_v<Class> || member::is_volatile) && !member::is_rvalue_only &&
-			       std::is_same_v<typename member::parameters, typename callback::rest> &&
-			       std::is_same_v<typename member::result, typename callback::result>;
+			return class_object && member_of_class && const_fits && volatile_fits && callable_on_lvalue &&
+			       same_parameters && same_result;
 		}
 		else
 			return false;
@@ -267,11 +274,13 @@ namespace member_thunk::detail
 		              "make_thunk<Callback, &Class::member>(object)");
 		if constexpr (!std::is_pointer_v<Callable>)
 		{
-			static_assert(std::is_object_v<Callable>, "member_thunk: the callable must be an object");
-			static_assert(invocable_with<Callback, Callable>(),
+			constexpr bool object = std::is_object_v<Callable>;
+			static_assert(object, "member_thunk: the callable must be an object");
+			constexpr bool invocable = invocable_with<Callback, Callable>();
+			static_assert(invocable,
 			              "member_thunk: the callable cannot be called with the Callback's parameters after the first "
 			              "one, or its result does not convert to the Callback's return type");
-			return std::is_object_v<Callable> && invocable_with<Callback, Callable>();
+			return object && invocable;
 		}
 		else
 			return false;

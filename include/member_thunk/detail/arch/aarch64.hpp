@@ -25,17 +25,36 @@
 // Unused code is filled with `brk #0xf000`.
 #pragma once
 
+#include "results.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <span>
 
 namespace member_thunk::detail::arch
 {
+	/// The results AAPCS64 returns in registers besides the standard ones (results.hpp). AAPCS64, "Result Return":
+	/// integers of up to 16 bytes in x0 (and x1), floating point from half to quad precision in v0. Extras: long
+	/// double (binary128 on Linux: q0; a double on Apple and Windows: d0) and __int128 (x0, x1), as GCC 12 and Clang
+	/// 14 compile `R f(void*, int)` (-O2 -S). A result returned in memory gets its address in x8, not x0, so it would
+	/// not even take the first argument's place; the allow-list is kept so that one rule holds on every ABI.
+	struct aarch64_results
+	{
+		template<class R>
+		static constexpr bool extra_in_registers =
+		    results::is_int128<R> || results::is_long_double_as<R, results::long_double_format::binary128,
+		                                                        results::long_double_format::binary64>;
+	};
+
 	struct aarch64_encoder
 	{
 		static constexpr std::size_t slot_size = 32;
 		static constexpr std::size_t slot_alignment = 32;
 		static constexpr std::size_t trap_granule = 4; // one instruction
+
+		/// Whether the ABI returns a result of type `R` in registers (x8, not x0, would carry a hidden result pointer).
+		template<class R>
+		static constexpr bool returns_in_registers = results::in_registers<R, aarch64_results>();
 
 		static constexpr std::uint32_t bti_c = 0xD503245FU;
 		static constexpr std::uint32_t bti_j = 0xD503249FU;

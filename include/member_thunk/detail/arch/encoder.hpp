@@ -14,7 +14,9 @@
 namespace member_thunk::detail::arch
 {
 	/// An encoder writes one thunk into a fixed-size slot and fills unused code with traps. It is a pure function of
-	/// its inputs (constexpr, no OS, no host assumptions).
+	/// its inputs (constexpr, no OS, no host assumptions). It also states which results its ABI returns in registers
+	/// (`returns_in_registers<R>`, results.hpp): the others come back through a hidden pointer that may take the
+	/// first argument's place.
 	template<class E>
 	concept encoder = requires(std::span<std::byte, E::slot_size> slot, std::span<std::byte> code, std::uint64_t value)
 	{
@@ -38,6 +40,9 @@ namespace member_thunk::detail::arch
 		{
 			E::jump_destination(value, [](std::uint64_t) { return std::byte{}; })
 			} -> std::same_as<std::uint64_t>;
+		{
+			E::template returns_in_registers<int>
+			} -> std::convertible_to<bool>;
 	}
 	&&(E::slot_size % E::trap_granule == 0) && (E::slot_alignment >= 16);
 

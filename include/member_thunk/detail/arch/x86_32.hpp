@@ -17,6 +17,7 @@
 // space it reaches every other address. (17 bytes do not fit 16, hence 32-byte slots.)
 #pragma once
 
+#include "results.hpp"
 #include "x86_jumps.hpp"
 
 #include <array>
@@ -36,11 +37,31 @@ namespace member_thunk::detail::arch
 		                                                         std::byte{0x04}};
 	} // namespace x86_32_bytes
 
+	/// The results the i386 System V ABI returns in registers besides the standard ones (results.hpp). Intel386 psABI,
+	/// "Function Calling Sequence", returning values: integers and pointers in eax (64-bit ones in edx:eax), floating
+	/// point in st(0); a structure or union through a hidden pointer that the caller pushes last, so it sits at
+	/// [esp+4], the slot the thunk replaces, and that the callee pops (`ret $4`). Extras: long double as the x87
+	/// 80-bit format (the default) or as a double (-mlong-double-64), both in st(0). Refused: __float128 and the
+	/// binary128 long double of -mlong-double-128, which GCC 12 and Clang 14 return through that hidden pointer, as
+	/// the assembly of `R f(void*, int)` (-O2 -S) shows.
+	struct x86_32_results
+	{
+		template<class R>
+		static constexpr bool extra_in_registers =
+		    results::is_long_double_as<R, results::long_double_format::x87_extended,
+		                               results::long_double_format::binary64>;
+	};
+
 	struct x86_32_encoder
 	{
 		static constexpr std::size_t slot_size = 32;
 		static constexpr std::size_t slot_alignment = 32;
 		static constexpr std::size_t trap_granule = 1; // traps can fill any number of bytes
+
+		/// Whether the ABI returns a result of type `R` in registers: else the caller pushes a hidden pointer for it,
+		/// which is then at [esp+4], the slot the thunk overwrites.
+		template<class R>
+		static constexpr bool returns_in_registers = results::in_registers<R, x86_32_results>();
 
 		/// Offset of the end of the jump, from which its displacement counts.
 		static constexpr std::uint64_t direct_jump_end = 17;

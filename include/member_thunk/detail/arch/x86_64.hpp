@@ -23,6 +23,7 @@
 //  27  cc cc cc cc cc        int3 padding       a stray jump into the tail traps
 #pragma once
 
+#include "results.hpp"
 #include "x86_jumps.hpp"
 
 #include <array>
@@ -43,13 +44,48 @@ namespace member_thunk::detail::arch
 		inline constexpr std::array<std::byte, 3> jmp_r11{std::byte{0x41}, std::byte{0xFF}, std::byte{0xE3}};
 	} // namespace x86_64_bytes
 
-	/// Emits x86-64 thunks whose first argument register is given by the two-byte `movabs` opcode.
-	template<const std::array<std::byte, 2>& MovFirstArgument>
+	/// The results System V AMD64 returns in registers besides the standard ones (results.hpp). psABI 1.0, §3.2.3
+	/// "Parameter Passing", the classification and "Returning of Values": __int128 is INTEGER, INTEGER (rax, rdx);
+	/// __float128 is SSE, SSEUP (xmm0); the x87 80-bit long double is X87, X87UP (st(0)); with -mlong-double-128 long
+	/// double is __float128's format (xmm0), with -mlong-double-64 a double (xmm0). A result of class MEMORY comes back
+	/// through a pointer the caller passes in rdi, the register the thunk replaces. Checked in the assembly of GCC 12
+	/// and Clang 14 (`R f(void*, int)`, -O2 -S): rdi untouched, the result in those registers.
+	struct x86_64_sysv_results
+	{
+		template<class R>
+		static constexpr bool extra_in_registers =
+		    results::is_int128<R> || results::is_float128<R> ||
+		    results::is_long_double_as<R, results::long_double_format::x87_extended,
+		                               results::long_double_format::binary64, results::long_double_format::binary128>;
+	};
+
+	/// The results Windows x64 returns in registers besides the standard ones (results.hpp). Microsoft's "x64 calling
+	/// convention", "Return values": scalars of up to 64 bits in rax, float, double and the 128-bit vector types in
+	/// xmm0; anything else through a pointer the caller passes in rcx, the register the thunk replaces. Extras: long
+	/// double when it is a double (MSVC, -mlong-double-64: xmm0) and __int128, which the document does not cover and
+	/// both GCC 12 and Clang 14 (MinGW) return in xmm0, as __m128i. Refused: MinGW's 80-bit long double and
+	/// __float128, which GCC 12 stores through the pointer in rcx (Clang 14 returns __float128 in xmm0: the two
+	/// compilers disagree).
+	struct x86_64_win64_results
+	{
+		template<class R>
+		static constexpr bool extra_in_registers =
+		    results::is_int128<R> || results::is_long_double_as<R, results::long_double_format::binary64>;
+	};
+
+	/// Emits x86-64 thunks whose first argument register is given by the two-byte `movabs` opcode; `Results` says
+	/// which results the ABI returns in registers besides the standard ones.
+	template<const std::array<std::byte, 2>& MovFirstArgument, class Results>
 	struct x86_64_encoder
 	{
 		static constexpr std::size_t slot_size = 32;
 		static constexpr std::size_t slot_alignment = 32;
 		static constexpr std::size_t trap_granule = 1; // traps can fill any number of bytes
+
+		/// Whether the ABI returns a result of type `R` in registers: else the caller passes a hidden pointer for it
+		/// in the first argument's register, which the thunk overwrites.
+		template<class R>
+		static constexpr bool returns_in_registers = results::in_registers<R, Results>();
 
 		/// Offset of the end of the direct jump, from which its displacement counts.
 		static constexpr std::uint64_t direct_jump_end = 19;
@@ -117,7 +153,7 @@ namespace member_thunk::detail::arch
 	};
 
 	/// System V AMD64 (Linux, macOS, BSD): the first integer argument is rdi.
-	using x86_64_sysv_encoder = x86_64_encoder<x86_64_bytes::movabs_rdi>;
+	using x86_64_sysv_encoder = x86_64_encoder<x86_64_bytes::movabs_rdi, x86_64_sysv_results>;
 	/// Windows x64: the first integer argument is rcx.
-	using x86_64_win64_encoder = x86_64_encoder<x86_64_bytes::movabs_rcx>;
+	using x86_64_win64_encoder = x86_64_encoder<x86_64_bytes::movabs_rcx, x86_64_win64_results>;
 } // namespace member_thunk::detail::arch
