@@ -25,7 +25,9 @@ namespace member_thunk
 	/// any of its pages is alive is a contract violation: the process ends with a message. `Os` replaces the OS
 	/// back end (for tests that inject failures).
 	template<class Lock = default_lock, detail::os::backend Os = detail::os::native>
-	class heap final : private detail::locked_heap<Lock, Os, detail::shared_heap_policy>
+	// A final class: nothing can be deleted through a pointer to a base of it that lacks the virtual destructor.
+	class heap final // NOLINT(cppcoreguidelines-virtual-class-destructor)
+	    : private detail::locked_heap<Lock, Os, detail::shared_heap_policy>
 	{
 		static_assert(heap_lock<Lock>, "member_thunk: the heap's Lock must be default-constructible and BasicLockable "
 		                               "(have lock() and unlock()), such as slim_lock, null_lock or std::mutex");

@@ -22,6 +22,7 @@
 #include "detail/region_kind.hpp"
 #include "exception.hpp"
 
+#include <array>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -103,12 +104,12 @@ namespace member_thunk
 				constexpr std::size_t word = sizeof(std::uintptr_t);
 				constexpr std::size_t pieces = (sizeof(block) + word - 1) / word;
 				std::byte* const first = take_contiguous_from_back(pieces);
-				unsigned char bytes[pieces * word]{};
-				std::memcpy(bytes, &value, sizeof(block));
+				std::array<unsigned char, pieces * word> bytes{};
+				std::memcpy(bytes.data(), &value, sizeof(block));
 				for (std::size_t i = 0; i < pieces; ++i)
 				{
 					std::uintptr_t piece = 0;
-					std::memcpy(&piece, bytes + i * word, word);
+					std::memcpy(&piece, bytes.data() + i * word, word);
 					detail::write_slot(first + i * slot_size(), piece, detail::stubs::trap_target());
 				}
 				return emit<Callback>(

@@ -76,8 +76,8 @@ namespace member_thunk
 			const bool owned = (slot_ & owns_block) != 0;
 			slot_ = 0;
 			// The bound pointer of a run-time member thunk is its own block, read before the slot is emptied.
-			void* const block = owned ? reinterpret_cast<void*>(reinterpret_cast<const detail::stub_slot*>(slot)->bound)
-			                          : nullptr; // NOLINT(performance-no-int-to-ptr)
+			const std::uintptr_t bound = reinterpret_cast<const detail::stub_slot*>(slot)->bound;
+			void* const block = owned ? reinterpret_cast<void*>(bound) : nullptr; // NOLINT(performance-no-int-to-ptr)
 			detail::region& r = detail::region_of_slot(slot);
 			r.owner.load(std::memory_order_acquire)->free_slot(r, slot);
 			::operator delete(block);

@@ -8,6 +8,8 @@
 
 #include "arch/encoder.hpp"
 
+#include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -325,12 +327,11 @@ namespace member_thunk::detail
 			static R call(void* pieces, A... args) noexcept(NoExcept)
 			{
 				constexpr std::size_t word = sizeof(std::uintptr_t);
-				unsigned char bytes[sizeof(Block)];
+				std::array<unsigned char, sizeof(Block)> bytes{};
 				for (std::size_t at = 0; at < sizeof(Block); at += word)
-					std::memcpy(bytes + at, static_cast<const unsigned char*>(pieces) + at / word * Stride,
+					std::memcpy(bytes.data() + at, static_cast<const unsigned char*>(pieces) + at / word * Stride,
 					            sizeof(Block) - at < word ? sizeof(Block) - at : word);
-				Block b;
-				std::memcpy(&b, bytes, sizeof(Block));
+				const auto b = std::bit_cast<Block>(bytes);
 				return (b.object->*(b.member))(static_cast<A&&>(args)...);
 			}
 		};

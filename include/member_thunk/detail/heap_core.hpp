@@ -385,17 +385,17 @@ namespace member_thunk::detail
 			r->reservation_size = Os::region_size();
 			r->kind = &runtime_code_regions<Os>::kind;
 			r->owner.store(&owner, std::memory_order_relaxed);
-			region& added = regions_.push_front(std::move(r));
-			if (const auto status = Os::probe_executable(added.base, added.page_size); !status.ok())
+			if (const auto status = Os::probe_executable(r->base, r->page_size); !status.ok())
 			{
-				// If the OS refuses to take it back, it stays listed, empty, and compact() tries again.
-				static_cast<void>(unreserve_region(added));
+				// If the OS refuses to take the region back, it is listed, empty, and compact() tries again.
+				if (!Os::unreserve(r->reservation, r->reservation_size).ok())
+					regions_.push_front(std::move(r));
 				if (!status.is_policy_refusal())
 					throw_os_error("find out whether the OS allows run-time code", status);
 				runtime_refused_ = true;
 				return nullptr;
 			}
-			return &added;
+			return &regions_.push_front(std::move(r));
 		}
 
 		region& add_prebuilt_region(page_owner& owner)

@@ -21,6 +21,8 @@
 #include "slot_cache.hpp"
 #include "slot_queue.hpp"
 
+#include <gsl/pointers>
+
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -102,7 +104,8 @@ namespace member_thunk::detail
 				void* const storage = ::operator new(sizeof(block));
 				try
 				{
-					const block* const b = ::new (storage) block{that, fn};
+					// Owned by the unique thunk from here on (unique_thunk::reset deletes it).
+					const gsl::owner<const block*> b = ::new (storage) block{that, fn};
 					return make_unique<Callback>(b, &trampolines_for<Callback>::template bound_member<block>::call,
 					                             true);
 				}

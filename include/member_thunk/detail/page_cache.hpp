@@ -93,11 +93,11 @@ namespace member_thunk::detail
 
 		[[nodiscard]] static std::size_t size() noexcept { return 0; }
 		[[nodiscard]] static bool full() noexcept { return true; }
-		static void push_back(region&, std::size_t) noexcept {}
+		static void push_back([[maybe_unused]] region& r, [[maybe_unused]] std::size_t index) noexcept {}
 		[[nodiscard]] static entry pop_front() noexcept { return {}; }
-		static void remove(const region&) noexcept {}
+		static void remove([[maybe_unused]] const region& r) noexcept {}
 		template<class F>
-		static void for_each(F)
+		static void for_each([[maybe_unused]] F f)
 		{
 		}
 	};

@@ -112,8 +112,9 @@ namespace member_thunk::detail
 	/// The process-wide state of the ways: the first one still worth trying, and (for tests) a way to force.
 	struct stub_sources
 	{
-		static inline std::atomic<int> first{0};
-		static inline std::atomic<int> forced{-1};
+		// Process-wide state by design: the ways are the process's, whichever heap tries them.
+		static inline std::atomic<int> first{0};   // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
+		static inline std::atomic<int> forced{-1}; // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
 
 		/// Tests: use `way` only (or every way again, in order, with reset()).
 		static void force(stub_source way) noexcept { forced.store(static_cast<int>(way)); }
@@ -196,6 +197,8 @@ namespace member_thunk::detail
 		/// Copies the template into [code, code + size) and seals it read-execute (the runtime_copy way).
 		[[nodiscard]] static os::result copy_template(std::byte* code, std::size_t size) noexcept
 		{
+			if (code == nullptr)
+				return os::result::failure(std::make_error_code(std::errc::invalid_argument), "copy the stub template");
 			if (auto status = Os::make_writable(code, size); !status.ok())
 				return status;
 			std::memcpy(code, stubs::template_tables(), size);

@@ -91,7 +91,9 @@ namespace member_thunk::detail
 	};
 
 	template<os::backend Os>
-	class thread_heap final : public locked_heap<null_lock, Os, owning_thread_policy>
+	// A final class: nothing can be deleted through a pointer to a base of it that lacks the virtual destructor.
+	class thread_heap final // NOLINT(cppcoreguidelines-virtual-class-destructor)
+	    : public locked_heap<null_lock, Os, owning_thread_policy>
 	{
 	public:
 		thread_heap() = default;

@@ -96,7 +96,8 @@ extern "C"
 	// Declared here, defined by the assembly above. Arrays of unknown bound: only their addresses are used.
 	extern const unsigned char member_thunk_stub_template_v1[];
 	extern const unsigned char member_thunk_stub_pool_v1[];
-	extern unsigned char member_thunk_stub_pool_data_v1[];
+	// The pool's data slots: written by the library (never executable), so not const.
+	extern unsigned char member_thunk_stub_pool_data_v1[]; // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
 	void member_thunk_stub_trap_v1();
 }
 

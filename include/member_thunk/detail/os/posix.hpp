@@ -229,15 +229,15 @@ namespace member_thunk::detail::os
 #if defined(__linux__)
 		struct image_location
 		{
-			std::uintptr_t address;
-			std::size_t size;
+			std::uintptr_t address = 0;
+			std::size_t size = 0;
 			const char* name = nullptr;
 			std::uint64_t offset = 0;
 			bool found = false;
 		};
 
 		/// dl_iterate_phdr's callback: the loaded object and file offset of `address` (a loadable segment holds it).
-		static int find_image(dl_phdr_info* info, std::size_t, void* data) noexcept
+		static int find_image(dl_phdr_info* info, [[maybe_unused]] std::size_t info_size, void* data) noexcept
 		{
 			auto& where = *static_cast<image_location*>(data);
 			for (std::size_t i = 0; i < info->dlpi_phnum; ++i)
