@@ -121,6 +121,33 @@ namespace member_thunk
 		});
 	}
 
+	/// A unique closure from the default heap that calls `(that->*MemberFn)(args...)` when called as
+	/// `Callback(args...)`: every argument is kept and the object pointer passed in front of them (see
+	/// page::make_closure for what Callback may be). Callable at once.
+	template<class Callback, auto MemberFn, class Class>
+	[[nodiscard]] unique_thunk<Callback> make_unique_closure(Class* that)
+	{
+		return detail::with_serving_heap(
+		    [that](auto& heap) { return heap.template make_unique_closure<Callback, MemberFn>(that); });
+	}
+
+	/// A unique closure from the default heap that calls `(that->*fn)(args...)`.
+	template<class Callback, class MemberFn, class Class>
+	[[nodiscard]] unique_thunk<Callback> make_unique_closure(Class* that, MemberFn fn)
+	{
+		return detail::with_serving_heap(
+		    [that, fn](auto& heap) { return heap.template make_unique_closure<Callback>(that, fn); });
+	}
+
+	/// A unique closure from the default heap that calls `callable(args...)` (referenced, not copied).
+	template<class Callback, class Callable>
+	[[nodiscard]] unique_thunk<Callback> make_unique_closure(Callable&& callable)
+	{
+		return detail::with_serving_heap([&callable](auto& heap) {
+			return heap.template make_unique_closure<Callback>(std::forward<Callable>(callable));
+		});
+	}
+
 	/// Releases the default heap's regions in which no page is alive (in mode 2: the calling thread's heap).
 	inline void compact()
 	{

@@ -54,6 +54,11 @@ namespace member_thunk
 		/// make_unique_thunk<Callback>(object, &Class::member), make_unique_thunk<Callback>(callable).
 		using base::make_unique_thunk;
 
+		/// Makes a unique closure (every argument kept, the object pointer in front): make_unique_closure<Callback,
+		/// &Class::member>(object), make_unique_closure<Callback>(object, &Class::member),
+		/// make_unique_closure<Callback>(callable).
+		using base::make_unique_closure;
+
 		/// Gives back every region in which no page is alive, and the memory of the freed pages kept for reuse.
 		/// Throws os_error if the OS refuses (after trying everything; the next call tries again).
 		using base::compact;

@@ -82,41 +82,7 @@ namespace member_thunk
 		template<class Callback, class MemberFn, class Class>
 		[[nodiscard]] Callback make_thunk(Class* that, MemberFn fn)
 		{
-			if constexpr (detail::check_member<Callback, Class, MemberFn>())
-			{
-				MEMBER_THUNK_EXPECTS(that != nullptr, "make_thunk() was given a null object pointer");
-				MEMBER_THUNK_EXPECTS(fn != nullptr, "make_thunk() was given a null member function pointer");
-				using block = detail::bound_member_block<Class, MemberFn>;
-				static_assert(std::is_trivially_copyable_v<block> && alignof(block) <= encoder::slot_alignment);
-				const block value{that, fn};
-				if (!prebuilt())
-				{
-					// Run-time code: the block itself, in whole slots at the end of the page (sealed with it).
-					const std::size_t data_slots = (sizeof(block) + slot_size() - 1) / slot_size();
-					check_writable(1 + data_slots);
-					back_ += data_slots;
-					std::byte* const data = slot_address(slot_count_ - back_);
-					const block* const stored = std::construct_at(reinterpret_cast<block*>(data), value);
-					return emit<Callback>(stored, &trampolines<Callback>::template bound_member<block>::call);
-				}
-				// Prebuilt stubs: the block's words in the first words of consecutive data slots, whose second words
-				// (the stubs' targets) keep pointing at the trap.
-				constexpr std::size_t word = sizeof(std::uintptr_t);
-				constexpr std::size_t pieces = (sizeof(block) + word - 1) / word;
-				std::byte* const first = take_contiguous_from_back(pieces);
-				std::array<unsigned char, pieces * word> bytes{};
-				std::memcpy(bytes.data(), &value, sizeof(block));
-				for (std::size_t i = 0; i < pieces; ++i)
-				{
-					std::uintptr_t piece = 0;
-					std::memcpy(&piece, bytes.data() + i * word, word);
-					detail::write_slot(first + i * slot_size(), piece, detail::stubs::trap_target());
-				}
-				return emit<Callback>(
-				    first, &trampolines<Callback>::template scattered_member<block, detail::stubs::slot_size>::call);
-			}
-			else
-				return no_thunk<Callback>();
+			return make_bound_member<detail::binding::replaces_first, Callback>(that, fn);
 		}
 
 		/// Makes a thunk that calls `(that->*MemberFn)(args...)` when called as `Callback(first, args...)`; `first` is
@@ -125,18 +91,7 @@ namespace member_thunk
 		template<class Callback, auto MemberFn, class Class>
 		[[nodiscard]] Callback make_thunk(Class* that)
 		{
-			if constexpr (detail::check_member<Callback, Class, decltype(MemberFn)>())
-			{
-				// Not `MemberFn != nullptr`: GCC cannot evaluate that comparison at compile time under
-				// -fsanitize=null (which implies -fno-delete-null-pointer-checks).
-				static_assert(!detail::is_null_member<MemberFn>,
-				              "member_thunk: MemberFn must not be a null member pointer");
-				MEMBER_THUNK_EXPECTS(that != nullptr, "make_thunk() was given a null object pointer");
-				check_writable(1);
-				return emit<Callback>(that, &trampolines<Callback>::template member<Class, MemberFn>::call);
-			}
-			else
-				return no_thunk<Callback>();
+			return make_member<detail::binding::replaces_first, Callback, MemberFn>(that);
 		}
 
 		/// Makes a thunk that calls `callable(args...)` when called as `Callback(first, args...)`; `first` is
@@ -145,27 +100,49 @@ namespace member_thunk
 		template<class Callback, class Callable>
 		[[nodiscard]] Callback make_thunk(Callable& callable)
 		{
-			if constexpr (detail::check_callable<Callback, Callable>())
-			{
-				check_writable(1);
-				return emit<Callback>(std::addressof(callable),
-				                      &trampolines<Callback>::template callable<Callable>::call);
-			}
-			else
-				return no_thunk<Callback>();
+			return make_callable<detail::binding::replaces_first, Callback>(callable);
 		}
 
 		/// A temporary callable would be gone before the thunk is called: this overload only explains the error.
 		template<class Callback, class Callable>
 		requires(!std::is_lvalue_reference_v<Callable>) Callback make_thunk([[maybe_unused]] Callable&& callable)
 		{
-			static_assert(std::is_pointer_v<std::remove_cvref_t<Callable>> || std::is_lvalue_reference_v<Callable>,
-			              "member_thunk: the callable must outlive the thunk, which refers to it: pass a named object "
-			              "(an lvalue), not a temporary");
-			static_assert(!std::is_pointer_v<std::remove_cvref_t<Callable>>,
-			              "member_thunk: pass the callable object itself (by reference), not a pointer to it; for a "
-			              "member function use make_thunk<Callback>(object, &Class::member) or "
-			              "make_thunk<Callback, &Class::member>(object)");
+			explain_temporary<Callable>();
+			return no_thunk<Callback>();
+		}
+
+		/// Makes a closure that calls `(that->*MemberFn)(args...)` when called as `Callback(args...)`: every argument
+		/// is kept, and the object pointer is passed in front of them. Callback may have no parameter at all; what it
+		/// may have depends on the ABI (at most 5 integer or pointer parameters on x86-64 System V, 7 on AArch64, 3
+		/// parameters on Windows x64, any number of float and double ones on the first two; none on i386, where
+		/// closures are refused): a Callback that does not fit is a compile error that says why. Takes one or two
+		/// slots of run-time code (more argument registers to move, a jump out of direct reach), one slot of prebuilt
+		/// stubs. Same preconditions and errors as make_thunk.
+		template<class Callback, auto MemberFn, class Class>
+		[[nodiscard]] Callback make_closure(Class* that)
+		{
+			return make_member<detail::binding::prepends, Callback, MemberFn>(that);
+		}
+
+		/// Makes a closure that calls `(that->*fn)(args...)` when called as `Callback(args...)`.
+		template<class Callback, class MemberFn, class Class>
+		[[nodiscard]] Callback make_closure(Class* that, MemberFn fn)
+		{
+			return make_bound_member<detail::binding::prepends, Callback>(that, fn);
+		}
+
+		/// Makes a closure that calls `callable(args...)` when called as `Callback(args...)` (referenced, not copied).
+		template<class Callback, class Callable>
+		[[nodiscard]] Callback make_closure(Callable& callable)
+		{
+			return make_callable<detail::binding::prepends, Callback>(callable);
+		}
+
+		/// A temporary callable would be gone before the closure is called: this overload only explains the error.
+		template<class Callback, class Callable>
+		requires(!std::is_lvalue_reference_v<Callable>) Callback make_closure([[maybe_unused]] Callable&& callable)
+		{
+			explain_temporary<Callable>();
 			return no_thunk<Callback>();
 		}
 
@@ -241,8 +218,126 @@ namespace member_thunk
 	private:
 		friend struct detail::page_access;
 
-		template<class Callback>
-		using trampolines = detail::trampolines_for<Callback>;
+		template<class Callback, detail::binding B = detail::binding::replaces_first>
+		using trampolines = detail::trampolines_for<Callback, B>;
+		template<detail::binding B, class Callback>
+		using target_of = typename detail::bound_signature<B, Callback>::target;
+		/// The encoder, named through a closure's binding so that the closure-only functions are looked up only
+		/// where closures exist (the i386 encoder has none: closures are refused there at compile time).
+		template<detail::binding B>
+		using closure_encoder = std::conditional_t<B == detail::binding::prepends, encoder, void>;
+
+		template<class Callable>
+		static void explain_temporary() noexcept
+		{
+			static_assert(std::is_pointer_v<std::remove_cvref_t<Callable>> || std::is_lvalue_reference_v<Callable>,
+			              "member_thunk: the callable must outlive the thunk, which refers to it: pass a named object "
+			              "(an lvalue), not a temporary");
+			static_assert(!std::is_pointer_v<std::remove_cvref_t<Callable>>,
+			              "member_thunk: pass the callable object itself (by reference), not a pointer to it; for a "
+			              "member function use make_thunk<Callback>(object, &Class::member) or "
+			              "make_thunk<Callback, &Class::member>(object)");
+		}
+
+		template<detail::binding B, class Callback, auto MemberFn, class Class>
+		Callback make_member(Class* that)
+		{
+			if constexpr (detail::check_member<Callback, Class, decltype(MemberFn), B>())
+			{
+				// Not `MemberFn != nullptr`: GCC cannot evaluate that comparison at compile time under
+				// -fsanitize=null (which implies -fno-delete-null-pointer-checks).
+				static_assert(!detail::is_null_member<MemberFn>,
+				              "member_thunk: MemberFn must not be a null member pointer");
+				MEMBER_THUNK_EXPECTS(that != nullptr, "make_thunk() was given a null object pointer");
+				const target_of<B, Callback> target = &trampolines<Callback, B>::template member<Class, MemberFn>::call;
+				check_writable(code_slots<B, Callback>(target));
+				return emit<B, Callback>(that, target);
+			}
+			else
+				return no_thunk<Callback>();
+		}
+
+		template<detail::binding B, class Callback, class MemberFn, class Class>
+		Callback make_bound_member(Class* that, MemberFn fn)
+		{
+			if constexpr (detail::check_member<Callback, Class, MemberFn, B>())
+			{
+				MEMBER_THUNK_EXPECTS(that != nullptr, "make_thunk() was given a null object pointer");
+				MEMBER_THUNK_EXPECTS(fn != nullptr, "make_thunk() was given a null member function pointer");
+				using block = detail::bound_member_block<Class, MemberFn>;
+				static_assert(std::is_trivially_copyable_v<block> && alignof(block) <= encoder::slot_alignment);
+				const block value{that, fn};
+				if (!prebuilt())
+				{
+					// Run-time code: the block itself, in whole slots at the end of the page (sealed with it).
+					const target_of<B, Callback> target = &trampolines<Callback, B>::template bound_member<block>::call;
+					const std::size_t data_slots = (sizeof(block) + slot_size() - 1) / slot_size();
+					check_writable(code_slots<B, Callback>(target) + data_slots);
+					back_ += data_slots;
+					std::byte* const data = slot_address(slot_count_ - back_);
+					const block* const stored = std::construct_at(reinterpret_cast<block*>(data), value);
+					return emit<B, Callback>(stored, target);
+				}
+				// Prebuilt stubs: the block's words in the first words of consecutive data slots, whose second words
+				// (the stubs' targets) keep pointing at the trap.
+				constexpr std::size_t word = sizeof(std::uintptr_t);
+				constexpr std::size_t pieces = (sizeof(block) + word - 1) / word;
+				std::byte* const first = take_contiguous_from_back(pieces);
+				std::array<unsigned char, pieces * word> bytes{};
+				std::memcpy(bytes.data(), &value, sizeof(block));
+				for (std::size_t i = 0; i < pieces; ++i)
+				{
+					std::uintptr_t piece = 0;
+					std::memcpy(&piece, bytes.data() + i * word, word);
+					detail::write_slot(first + i * slot_size(), piece, detail::stubs::trap_target());
+				}
+				return emit<B, Callback>(
+				    first, &trampolines<Callback, B>::template scattered_member<block, detail::stubs::slot_size>::call);
+			}
+			else
+				return no_thunk<Callback>();
+		}
+
+		template<detail::binding B, class Callback, class Callable>
+		Callback make_callable(Callable& callable)
+		{
+			if constexpr (detail::check_callable<Callback, Callable, B>())
+			{
+				const target_of<B, Callback> target = &trampolines<Callback, B>::template callable<Callable>::call;
+				check_writable(code_slots<B, Callback>(target));
+				return emit<B, Callback>(std::addressof(callable), target);
+			}
+			else
+				return no_thunk<Callback>();
+		}
+
+		/// How many argument places a closure for `Callback` moves (0 for a thunk).
+		template<detail::binding B, class Callback>
+		[[nodiscard]] static constexpr std::size_t shift() noexcept
+		{
+			if constexpr (B == detail::binding::prepends)
+				return detail::closure_shift(typename detail::bound_signature<B, Callback>::parameters{});
+			else
+				return 0;
+		}
+
+		/// The slots the code of the next thunk or closure takes: one on pages of prebuilt stubs and for a thunk of
+		/// run-time code; for a closure of run-time code, as many as its code needs (one or two).
+		template<detail::binding B, class Callback>
+		[[nodiscard]] std::size_t code_slots(target_of<B, Callback> target) const noexcept
+		{
+			if constexpr (B == detail::binding::replaces_first)
+				return 1;
+			else
+			{
+				if (prebuilt())
+					return 1;
+				const auto at = reinterpret_cast<std::uintptr_t>(slot_address(front_));
+				const bool direct = closure_encoder<B>::closure_reaches_directly(
+				    at, shift<B, Callback>(), closure_destination<B, Callback>(target, at));
+				return (closure_encoder<B>::closure_size(shift<B, Callback>(), direct) + slot_size() - 1) / slot_size();
+			}
+		}
 
 		page(detail::region& r, std::byte* address) noexcept :
 		    region_(&r), address_(address), slot_count_(r.kind->usable_slots(r.page_size))
@@ -303,24 +398,65 @@ namespace member_thunk
 			}
 		}
 
-		// `target` has exactly the callback's signature with the first parameter made void*: that is what makes the
-		// jump ABI-correct, so it is a parameter type, not a deduced one.
-		template<class Callback>
-		Callback emit(const volatile void* bound, typename detail::callback_traits<Callback>::target target) noexcept
+		// `target` has exactly the callback's signature with the first parameter made void* (a thunk) or a void*
+		// parameter put in front (a closure): that is what makes the jump ABI-correct, so it is a parameter type, not
+		// a deduced one. The caller has checked that the page has the slots.
+		template<detail::binding B, class Callback>
+		Callback emit(const volatile void* bound, target_of<B, Callback> target) noexcept
 		{
-			std::byte* const slot = slot_address(front_++);
+			std::byte* const slot = slot_address(front_);
 			const auto bound_address = reinterpret_cast<std::uintptr_t>(bound);
 			const auto trampoline = reinterpret_cast<std::uintptr_t>(target);
 			if (prebuilt())
 			{
 				// The stub jumps indirectly: always to the trampoline itself, which has its landing pad.
 				detail::write_slot(slot, bound_address, trampoline);
-				return std::bit_cast<Callback>(slot + region_->thunk_stubs);
+				++front_;
+				return std::bit_cast<Callback>(
+				    slot + (B == detail::binding::replaces_first ? region_->thunk_stubs : region_->closure_stubs));
 			}
 			const auto at = reinterpret_cast<std::uintptr_t>(slot);
-			encoder::encode(std::span<std::byte, encoder::slot_size>(slot, encoder::slot_size), bound_address,
-			                destination(trampoline, at), at);
+			if constexpr (B == detail::binding::replaces_first)
+			{
+				encoder::encode(std::span<std::byte, encoder::slot_size>(slot, encoder::slot_size), bound_address,
+				                destination(trampoline, at), at);
+				++front_;
+			}
+			else
+			{
+				const std::size_t slots = code_slots<B, Callback>(target);
+				closure_encoder<B>::encode_closure(std::span<std::byte>(slot, slots * encoder::slot_size),
+				                                   shift<B, Callback>(), bound_address,
+				                                   closure_destination<B, Callback>(target, at), at);
+				front_ += slots;
+			}
 			return std::bit_cast<Callback>(slot);
+		}
+
+		/// Where a closure of run-time code at `at` jumps to reach `target`: as destination() for a thunk, with the
+		/// closure's own jump position.
+		template<detail::binding B, class Callback>
+		[[nodiscard]] static std::uint64_t closure_destination(target_of<B, Callback> target, std::uint64_t at) noexcept
+		{
+			const auto trampoline = reinterpret_cast<std::uintptr_t>(target);
+#if MEMBER_THUNK_FOLLOW_JUMPS
+			const std::uint64_t followed = follow(trampoline);
+			if (closure_encoder<B>::closure_reaches_directly(at, shift<B, Callback>(), followed))
+				return followed;
+#else
+			static_cast<void>(at);
+#endif
+			return trampoline;
+		}
+
+		/// Where the trampoline's leading direct jumps lead (it reads the trampoline's own instructions).
+		[[nodiscard]] static std::uint64_t follow(std::uint64_t trampoline) noexcept
+		{
+			return detail::arch::follow_jumps<encoder>(trampoline, [](std::uint64_t address) {
+				// The address of an instruction of the trampoline, decoded from its own jumps: it fits a pointer.
+				const auto at = static_cast<std::uintptr_t>(address);
+				return *reinterpret_cast<const volatile std::byte*>(at); // NOLINT(performance-no-int-to-ptr)
+			});
 		}
 
 		/// Where the thunk in the slot at `slot_address` jumps to reach `trampoline`. A trampoline that is one tail
@@ -332,11 +468,7 @@ namespace member_thunk
 		[[nodiscard]] static std::uint64_t destination(std::uint64_t trampoline, std::uint64_t slot_address) noexcept
 		{
 #if MEMBER_THUNK_FOLLOW_JUMPS
-			const std::uint64_t followed = detail::arch::follow_jumps<encoder>(trampoline, [](std::uint64_t address) {
-				// The address of an instruction of the trampoline, decoded from its own jumps: it fits a pointer.
-				const auto at = static_cast<std::uintptr_t>(address);
-				return *reinterpret_cast<const volatile std::byte*>(at); // NOLINT(performance-no-int-to-ptr)
-			});
+			const std::uint64_t followed = follow(trampoline);
 			if (encoder::reaches_directly(slot_address, followed))
 				return followed;
 #else

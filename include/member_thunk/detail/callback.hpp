@@ -78,6 +78,45 @@ namespace member_thunk::detail
 		using target = R (*)(void*, A...) noexcept;
 	};
 
+	/// Facts about a callback type for a closure, which keeps every parameter: the target is R(void*, A...) for a
+	/// callback R(*)(A...), whatever the number of parameters (none too).
+	template<class Callback>
+	struct closure_traits
+	{
+		static constexpr bool is_function_pointer = false;
+		static constexpr bool is_variadic = false;
+	};
+
+	template<class R, class... A>
+	struct closure_traits<R (*)(A...)>
+	{
+		static constexpr bool is_function_pointer = true;
+		static constexpr bool is_variadic = false;
+		static constexpr bool is_noexcept = false;
+		using result = R;
+		using parameters = type_list<A...>;
+		using target = R (*)(void*, A...);
+	};
+
+	template<class R, class... A>
+	struct closure_traits<R (*)(A...) noexcept> : closure_traits<R (*)(A...)>
+	{
+		static constexpr bool is_noexcept = true;
+		using target = R (*)(void*, A...) noexcept;
+	};
+
+	template<class R, class... A>
+	struct closure_traits<R (*)(A..., ...)>
+	{
+		static constexpr bool is_function_pointer = true;
+		static constexpr bool is_variadic = true;
+	};
+
+	template<class R, class... A>
+	struct closure_traits<R (*)(A..., ...) noexcept> : closure_traits<R (*)(A..., ...)>
+	{
+	};
+
 	/// A pointer to a function whose type carries a calling convention other than the target's default one:
 	/// GCC and Clang keep `__attribute__((stdcall))`, `fastcall`, `regparm(n)` and `thiscall` (i386) or `ms_abi`
 	/// (x86-64 System V) in the function type, so such a pointer matches none of the patterns above. The thunk
@@ -169,6 +208,128 @@ namespace member_thunk::detail
 		return valid_callback<Callback>();
 	}
 
+	/// How the closure of the target's ABI keeps the parameters `A...` (arch/closures.hpp).
+	template<class... A>
+	consteval arch::closures::fit closure_fit(type_list<A...> /*parameters*/)
+	{
+		return arch::native_encoder::template closure_fit<A...>;
+	}
+
+	/// How many argument places the closure moves for the parameters `A...`.
+	template<class... A>
+	consteval std::size_t closure_shift(type_list<A...> /*parameters*/)
+	{
+		return arch::native_encoder::template closure_shift<A...>;
+	}
+
+	/// True when a closure can implement `Callback`.
+	template<class Callback>
+	consteval bool valid_closure_callback()
+	{
+		using traits = closure_traits<Callback>;
+		if constexpr (traits::is_function_pointer && !traits::is_variadic)
+			return scalar_result<typename traits::result> && result_in_registers<typename traits::result> &&
+			       closure_fit(typename traits::parameters{}) == arch::closures::fit::exact;
+		else
+			return false;
+	}
+
+	/// Explains what is wrong with a callback type for a closure (as compile errors) and returns whether it is valid.
+	template<class Callback>
+	consteval bool check_closure_callback()
+	{
+		using traits = closure_traits<Callback>;
+		using arch::closures::fit;
+		static_assert(!has_other_calling_convention<Callback>,
+		              "member_thunk: the Callback's calling convention must be the platform's default one (cdecl on "
+		              "i386): a closure moves the arguments as the default convention passes them");
+		static_assert(traits::is_function_pointer || has_other_calling_convention<Callback>,
+		              "member_thunk: Callback must be a pointer to a function, such as int (*)(const void*, const "
+		              "void*)");
+		if constexpr (traits::is_function_pointer)
+		{
+			static_assert(!traits::is_variadic,
+			              "member_thunk: Callback must not be variadic (...): a closure cannot forward a variable "
+			              "argument list");
+			if constexpr (!traits::is_variadic)
+			{
+				using result = typename traits::result;
+				static_assert(scalar_result<result>,
+				              "member_thunk: the Callback must return void or a scalar (integer, floating-point, "
+				              "enumeration or pointer): other types may be returned differently by a member function "
+				              "and a plain function on some ABIs");
+				if constexpr (scalar_result<result>)
+					static_assert(result_in_registers<result>,
+					              "member_thunk: the Callback's result is returned through a hidden pointer on this "
+					              "ABI, which the caller passes in the first argument's place: a closure would move it "
+					              "and a member function would write the result through the wrong pointer: return "
+					              "double or an integer instead");
+				constexpr fit verdict = closure_fit(typename traits::parameters{});
+				static_assert(verdict != fit::unsupported_architecture,
+				              "member_thunk: closures are not possible on i386: every argument travels on the stack, "
+				              "and putting the object pointer in front of them would need a stack frame, which a "
+				              "thunk that only jumps does not have; use make_thunk with a Callback whose first "
+				              "parameter can be replaced, or pass the object through the API's user-data parameter");
+				static_assert(verdict != fit::too_many_integer_arguments,
+				              "member_thunk: a closure's Callback may have at most 5 integer or pointer parameters on "
+				              "x86-64 System V (7 on AArch64): with the object pointer in front they must all stay in "
+				              "registers (float and double parameters do not count); pass a structure by pointer "
+				              "instead");
+				static_assert(verdict != fit::too_many_arguments,
+				              "member_thunk: on Windows x64 a closure's Callback may have at most 3 parameters: the "
+				              "object pointer takes the first of the four register positions");
+				static_assert(verdict != fit::unsupported_argument_type,
+				              "member_thunk: a closure's Callback parameters must be integers, enumerations, pointers, "
+				              "float or double: class types, long double, 128-bit integers and vectors travel in ways "
+				              "that moving each register one place up cannot follow; pass them by pointer");
+			}
+		}
+		return valid_closure_callback<Callback>();
+	}
+
+	/// How a thunk passes its bound pointer to the target: in place of the callback's first argument (a thunk), or
+	/// in front of all of them (a closure).
+	enum class binding
+	{
+		replaces_first,
+		prepends
+	};
+
+	/// The target's view of a valid callback for each binding: its result, the parameters after the bound pointer,
+	/// the target's function pointer type.
+	template<binding B, class Callback>
+	struct bound_signature;
+
+	template<class Callback>
+	struct bound_signature<binding::replaces_first, Callback>
+	{
+		using traits = callback_traits<Callback>;
+		using result = typename traits::result;
+		using parameters = typename traits::rest;
+		using target = typename traits::target;
+		static constexpr bool is_noexcept = traits::is_noexcept;
+	};
+
+	template<class Callback>
+	struct bound_signature<binding::prepends, Callback>
+	{
+		using traits = closure_traits<Callback>;
+		using result = typename traits::result;
+		using parameters = typename traits::parameters;
+		using target = typename traits::target;
+		static constexpr bool is_noexcept = traits::is_noexcept;
+	};
+
+	/// check_callback or check_closure_callback.
+	template<binding B, class Callback>
+	consteval bool check_bound_callback()
+	{
+		if constexpr (B == binding::replaces_first)
+			return check_callback<Callback>();
+		else
+			return check_closure_callback<Callback>();
+	}
+
 	template<class T>
 	struct member_function_traits
 	{
@@ -216,10 +377,10 @@ namespace member_thunk::detail
 
 	/// Checks that `MemberFn`, called on a `Class*`, fits `Callback` exactly: same result, same parameters after
 	/// the first. Exactness keeps every conversion visible in the user's code instead of hidden in a thunk.
-	template<class Callback, class Class, class MemberFn>
+	template<class Callback, class Class, class MemberFn, binding B = binding::replaces_first>
 	consteval bool check_member()
 	{
-		if (!check_callback<Callback>())
+		if (!check_bound_callback<B, Callback>())
 			return false;
 		using member = member_function_traits<MemberFn>;
 		static_assert(member::is_member_function,
@@ -227,7 +388,7 @@ namespace member_thunk::detail
 		              "&window::on_message");
 		if constexpr (member::is_member_function)
 		{
-			using callback = callback_traits<Callback>;
+			using callback = bound_signature<B, Callback>;
 			constexpr bool class_object = std::is_class_v<Class> || std::is_union_v<Class>;
 			static_assert(class_object, "member_thunk: the object pointer must point to a class object");
 			constexpr bool member_of_class = std::is_base_of_v<typename member::class_type, std::remove_cv_t<Class>>;
@@ -242,10 +403,13 @@ namespace member_thunk::detail
 			constexpr bool callable_on_lvalue = !member::is_rvalue_only;
 			static_assert(callable_on_lvalue,
 			              "member_thunk: the member function is &&-qualified; a thunk calls it on an lvalue");
-			constexpr bool same_parameters = std::is_same_v<typename member::parameters, typename callback::rest>;
-			static_assert(same_parameters,
+			constexpr bool same_parameters = std::is_same_v<typename member::parameters, typename callback::parameters>;
+			static_assert(same_parameters || B != binding::replaces_first,
 			              "member_thunk: the member function's parameters must be exactly the Callback's parameters "
 			              "after the first one (the first is replaced by the object pointer)");
+			static_assert(same_parameters || B != binding::prepends,
+			              "member_thunk: the member function's parameters must be exactly the Callback's parameters "
+			              "(a closure passes them all, with the object pointer in front)");
 			constexpr bool same_result = std::is_same_v<typename member::result, typename callback::result>;
 			static_assert(same_result,
 			              "member_thunk: the member function must return exactly the Callback's return type");
@@ -256,19 +420,19 @@ namespace member_thunk::detail
 			return false;
 	}
 
-	template<class Callback, class Callable>
+	template<class Callback, class Callable, binding B = binding::replaces_first>
 	consteval bool invocable_with()
 	{
 		return []<class... A>(type_list<A...>) {
-			return std::is_invocable_r_v<typename callback_traits<Callback>::result, Callable&, A...>;
-		}(typename callback_traits<Callback>::rest{});
+			return std::is_invocable_r_v<typename bound_signature<B, Callback>::result, Callable&, A...>;
+		}(typename bound_signature<B, Callback>::parameters{});
 	}
 
 	/// Checks that a Callable object can be called with the Callback's parameters after the first.
-	template<class Callback, class Callable>
+	template<class Callback, class Callable, binding B = binding::replaces_first>
 	consteval bool check_callable()
 	{
-		if (!check_callback<Callback>())
+		if (!check_bound_callback<B, Callback>())
 			return false;
 		static_assert(!std::is_pointer_v<Callable>,
 		              "member_thunk: pass the callable object itself (by reference), not a pointer to it; for a "
@@ -278,10 +442,13 @@ namespace member_thunk::detail
 		{
 			constexpr bool object = std::is_object_v<Callable>;
 			static_assert(object, "member_thunk: the callable must be an object");
-			constexpr bool invocable = invocable_with<Callback, Callable>();
-			static_assert(invocable,
+			constexpr bool invocable = invocable_with<Callback, Callable, B>();
+			static_assert(invocable || B != binding::replaces_first,
 			              "member_thunk: the callable cannot be called with the Callback's parameters after the first "
 			              "one, or its result does not convert to the Callback's return type");
+			static_assert(invocable || B != binding::prepends,
+			              "member_thunk: the callable cannot be called with the Callback's parameters (a closure "
+			              "passes them all), or its result does not convert to the Callback's return type");
 			return object && invocable;
 		}
 		else
@@ -350,10 +517,11 @@ namespace member_thunk::detail
 		};
 	};
 
-	template<class Callback>
+	/// The trampolines of a thunk (binding::replaces_first) or a closure (binding::prepends) for `Callback`.
+	template<class Callback, binding B = binding::replaces_first>
 	using trampolines_for =
-	    trampolines<typename callback_traits<Callback>::result, callback_traits<Callback>::is_noexcept,
-	                typename callback_traits<Callback>::rest>;
+	    trampolines<typename bound_signature<B, Callback>::result, bound_signature<B, Callback>::is_noexcept,
+	                typename bound_signature<B, Callback>::parameters>;
 
 	/// The data a run-time member thunk needs, stored in the page next to the code and sealed with it.
 	template<class Class, class MemberFn>

@@ -79,15 +79,7 @@ namespace member_thunk::detail
 		template<class Callback, auto MemberFn, class Class>
 		[[nodiscard]] unique_thunk<Callback> make_unique_thunk(Class* that)
 		{
-			if constexpr (check_member<Callback, Class, decltype(MemberFn)>())
-			{
-				static_assert(!is_null_member<MemberFn>, "member_thunk: MemberFn must not be a null member pointer");
-				MEMBER_THUNK_EXPECTS(that != nullptr, "make_unique_thunk() was given a null object pointer");
-				return make_unique<Callback>(that, &trampolines_for<Callback>::template member<Class, MemberFn>::call,
-				                             false);
-			}
-			else
-				return {};
+			return unique_member<binding::replaces_first, Callback, MemberFn>(that);
 		}
 
 		/// A unique thunk that calls `(that->*fn)(args...)`; its object and member pointers are kept in a block the
@@ -95,28 +87,7 @@ namespace member_thunk::detail
 		template<class Callback, class MemberFn, class Class>
 		[[nodiscard]] unique_thunk<Callback> make_unique_thunk(Class* that, MemberFn fn)
 		{
-			if constexpr (check_member<Callback, Class, MemberFn>())
-			{
-				MEMBER_THUNK_EXPECTS(that != nullptr, "make_unique_thunk() was given a null object pointer");
-				MEMBER_THUNK_EXPECTS(fn != nullptr, "make_unique_thunk() was given a null member function pointer");
-				using block = bound_member_block<Class, MemberFn>;
-				static_assert(alignof(block) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
-				void* const storage = ::operator new(sizeof(block));
-				try
-				{
-					// Owned by the unique thunk from here on (unique_thunk::reset deletes it).
-					const gsl::owner<const block*> b = ::new (storage) block{that, fn};
-					return make_unique<Callback>(b, &trampolines_for<Callback>::template bound_member<block>::call,
-					                             true);
-				}
-				catch (...)
-				{
-					::operator delete(storage);
-					throw;
-				}
-			}
-			else
-				return {};
+			return unique_bound_member<binding::replaces_first, Callback>(that, fn);
 		}
 
 		/// A unique thunk that calls `callable(args...)`; the callable is referenced, not copied: it must outlive
@@ -124,11 +95,7 @@ namespace member_thunk::detail
 		template<class Callback, class Callable>
 		[[nodiscard]] unique_thunk<Callback> make_unique_thunk(Callable& callable)
 		{
-			if constexpr (check_callable<Callback, Callable>())
-				return make_unique<Callback>(std::addressof(callable),
-				                             &trampolines_for<Callback>::template callable<Callable>::call, false);
-			else
-				return {};
+			return unique_callable<binding::replaces_first, Callback>(callable);
 		}
 
 		/// A temporary callable would be gone before the thunk is called: this overload only explains the error.
@@ -136,13 +103,38 @@ namespace member_thunk::detail
 		requires(!std::is_lvalue_reference_v<Callable>)
 		    unique_thunk<Callback> make_unique_thunk([[maybe_unused]] Callable&& callable)
 		{
-			static_assert(std::is_pointer_v<std::remove_cvref_t<Callable>> || std::is_lvalue_reference_v<Callable>,
-			              "member_thunk: the callable must outlive the thunk, which refers to it: pass a named object "
-			              "(an lvalue), not a temporary");
-			static_assert(!std::is_pointer_v<std::remove_cvref_t<Callable>>,
-			              "member_thunk: pass the callable object itself (by reference), not a pointer to it; for a "
-			              "member function use make_unique_thunk<Callback>(object, &Class::member) or "
-			              "make_unique_thunk<Callback, &Class::member>(object)");
+			explain_temporary<Callable>();
+			return {};
+		}
+
+		/// A unique closure that calls `(that->*MemberFn)(args...)` when called as `Callback(args...)`: every argument
+		/// is kept and the object pointer passed in front of them (see page::make_closure for what Callback may be).
+		template<class Callback, auto MemberFn, class Class>
+		[[nodiscard]] unique_thunk<Callback> make_unique_closure(Class* that)
+		{
+			return unique_member<binding::prepends, Callback, MemberFn>(that);
+		}
+
+		/// A unique closure that calls `(that->*fn)(args...)` (the pointers in a block the closure owns).
+		template<class Callback, class MemberFn, class Class>
+		[[nodiscard]] unique_thunk<Callback> make_unique_closure(Class* that, MemberFn fn)
+		{
+			return unique_bound_member<binding::prepends, Callback>(that, fn);
+		}
+
+		/// A unique closure that calls `callable(args...)` (referenced, not copied).
+		template<class Callback, class Callable>
+		[[nodiscard]] unique_thunk<Callback> make_unique_closure(Callable& callable)
+		{
+			return unique_callable<binding::prepends, Callback>(callable);
+		}
+
+		/// A temporary callable would be gone before the closure is called: this overload only explains the error.
+		template<class Callback, class Callable>
+		requires(!std::is_lvalue_reference_v<Callable>)
+		    unique_thunk<Callback> make_unique_closure([[maybe_unused]] Callable&& callable)
+		{
+			explain_temporary<Callable>();
 			return {};
 		}
 
@@ -282,11 +274,76 @@ namespace member_thunk::detail
 			return cache;
 		}
 
-		/// Takes a slot (from the thread's cache, or under the lock) and writes it outside the lock.
-		template<class Callback>
-		[[nodiscard]] unique_thunk<Callback> make_unique(const volatile void* bound,
-		                                                 typename callback_traits<Callback>::target target, bool owned)
+		template<class Callable>
+		static void explain_temporary() noexcept
 		{
+			static_assert(std::is_pointer_v<std::remove_cvref_t<Callable>> || std::is_lvalue_reference_v<Callable>,
+			              "member_thunk: the callable must outlive the thunk, which refers to it: pass a named object "
+			              "(an lvalue), not a temporary");
+			static_assert(!std::is_pointer_v<std::remove_cvref_t<Callable>>,
+			              "member_thunk: pass the callable object itself (by reference), not a pointer to it; for a "
+			              "member function use make_unique_thunk<Callback>(object, &Class::member) or "
+			              "make_unique_thunk<Callback, &Class::member>(object)");
+		}
+
+		template<binding B, class Callback, auto MemberFn, class Class>
+		[[nodiscard]] unique_thunk<Callback> unique_member(Class* that)
+		{
+			if constexpr (check_member<Callback, Class, decltype(MemberFn), B>())
+			{
+				static_assert(!is_null_member<MemberFn>, "member_thunk: MemberFn must not be a null member pointer");
+				MEMBER_THUNK_EXPECTS(that != nullptr, "make_unique_thunk() was given a null object pointer");
+				return make_unique<B, Callback>(
+				    that, &trampolines_for<Callback, B>::template member<Class, MemberFn>::call, false);
+			}
+			else
+				return {};
+		}
+
+		template<binding B, class Callback, class MemberFn, class Class>
+		[[nodiscard]] unique_thunk<Callback> unique_bound_member(Class* that, MemberFn fn)
+		{
+			if constexpr (check_member<Callback, Class, MemberFn, B>())
+			{
+				MEMBER_THUNK_EXPECTS(that != nullptr, "make_unique_thunk() was given a null object pointer");
+				MEMBER_THUNK_EXPECTS(fn != nullptr, "make_unique_thunk() was given a null member function pointer");
+				using block = bound_member_block<Class, MemberFn>;
+				static_assert(alignof(block) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+				void* const storage = ::operator new(sizeof(block));
+				try
+				{
+					// Owned by the unique thunk from here on (unique_thunk::reset deletes it).
+					const gsl::owner<const block*> b = ::new (storage) block{that, fn};
+					return make_unique<B, Callback>(
+					    b, &trampolines_for<Callback, B>::template bound_member<block>::call, true);
+				}
+				catch (...)
+				{
+					::operator delete(storage);
+					throw;
+				}
+			}
+			else
+				return {};
+		}
+
+		template<binding B, class Callback, class Callable>
+		[[nodiscard]] unique_thunk<Callback> unique_callable(Callable& callable)
+		{
+			if constexpr (check_callable<Callback, Callable, B>())
+				return make_unique<B, Callback>(
+				    std::addressof(callable), &trampolines_for<Callback, B>::template callable<Callable>::call, false);
+			else
+				return {};
+		}
+
+		/// Takes a slot (from the thread's cache, or under the lock) and writes it outside the lock.
+		template<binding B, class Callback>
+		[[nodiscard]] unique_thunk<Callback> make_unique(const volatile void* bound,
+		                                                 typename bound_signature<B, Callback>::target target,
+		                                                 bool owned)
+		{
+
 			std::byte* slot = nullptr;
 			if constexpr (Policy::thread_cache)
 				if (cache_type* const cache = this_thread_cache())
@@ -299,8 +356,9 @@ namespace member_thunk::detail
 				check();
 			}
 			write_slot(slot, reinterpret_cast<std::uintptr_t>(bound), reinterpret_cast<std::uintptr_t>(target));
-			return unique_thunk_access::make<Callback>(std::bit_cast<Callback>(slot + region_of_slot(slot).thunk_stubs),
-			                                           slot, owned);
+			const region& r = region_of_slot(slot);
+			const std::ptrdiff_t stub = B == binding::replaces_first ? r.thunk_stubs : r.closure_stubs;
+			return unique_thunk_access::make<Callback>(std::bit_cast<Callback>(slot + stub), slot, owned);
 		}
 
 		void check() const noexcept

@@ -25,6 +25,7 @@
 // Unused code is filled with `brk #0xf000`.
 #pragma once
 
+#include "closures.hpp"
 #include "results.hpp"
 
 #include <cstddef>
@@ -107,6 +108,82 @@ namespace member_thunk::detail::arch
 			const std::uint64_t displacement =
 			    ((words & 0x0200'0000U) != 0 ? words | 0xFFFF'FFFF'FC00'0000U : words) * 4;
 			return at + displacement;
+		}
+
+		/// Closures (closures.hpp; AAPCS64 §6.8.2, "Parameter passing rules"): integer-class arguments in x0-x7 and
+		/// float/double in v0-v7 independently, so with the object pointer in front at most 7 integer-class arguments
+		/// stay in registers; the shift moves x6 -> x7 ... x0 -> x1 (the last one first), one per such argument.
+		template<class... A>
+		static constexpr closures::fit closure_fit = closures::independent_registers<8, A...>();
+		template<class... A>
+		static constexpr std::size_t closure_shift = closures::integer_arguments<A...>;
+
+		/// `mov x<to>, x<from>` (ORR Xd, XZR, Xm).
+		[[nodiscard]] static constexpr std::uint32_t mov(std::uint32_t to, std::uint32_t from) noexcept
+		{
+			return 0xAA0003E0U | (from << 16) | to;
+		}
+
+		/// `ldr x<to>, [pc + offset]` (LDR literal, 64-bit; offset a multiple of 4 within ±1 MiB).
+		[[nodiscard]] static constexpr std::uint32_t ldr_literal(std::uint32_t to, std::uint64_t offset) noexcept
+		{
+			return 0x58000000U | static_cast<std::uint32_t>(((offset / 4) & 0x7FFFFU) << 5) | to;
+		}
+
+		/// The instructions of a closure before its literals: bti c, the moves, ldr x0, then `b` or `ldr x16; br x16`.
+		[[nodiscard]] static constexpr std::size_t closure_instructions(std::size_t shift, bool direct) noexcept
+		{
+			return 1 + shift + 1 + (direct ? 1 : 2);
+		}
+
+		/// Where a closure's literals start (bound, then the target of the indirect form), 8-byte aligned.
+		[[nodiscard]] static constexpr std::size_t closure_literals(std::size_t shift, bool direct) noexcept
+		{
+			return (closure_instructions(shift, direct) * 4 + 7) / 8 * 8;
+		}
+
+		/// The bytes of a closure that moves `shift` argument registers.
+		[[nodiscard]] static constexpr std::size_t closure_size(std::size_t shift, bool direct) noexcept
+		{
+			return closure_literals(shift, direct) + (direct ? 8 : 16);
+		}
+
+		/// Whether a closure that moves `shift` registers, at `address`, reaches `target` with its direct branch.
+		[[nodiscard]] static constexpr bool closure_reaches_directly(std::uint64_t address, std::size_t shift,
+		                                                             std::uint64_t target) noexcept
+		{
+			const std::uint64_t displacement = target - (address + 4 * (1 + shift + 1));
+			return displacement % 4 == 0 && displacement + (std::uint64_t{1} << 27) < (std::uint64_t{1} << 28);
+		}
+
+		/// Writes a closure: bti c; mov x<k>, x<k-1> for k = shift..1; ldr x0, =bound; then `b target`, or
+		/// `ldr x16, =target; br x16`; the literals; the rest of `code` is `brk`. `code` must hold closure_size()
+		/// bytes (rounded up to whole instructions); `address` is where it will execute.
+		static constexpr void encode_closure(std::span<std::byte> code, std::size_t shift, std::uint64_t bound,
+		                                     std::uint64_t target, std::uint64_t address) noexcept
+		{
+			const bool direct = closure_reaches_directly(address, shift, target);
+			const std::size_t literals = closure_literals(shift, direct);
+			fill_traps(code);
+			std::size_t at = 0;
+			put_u32(code, at, bti_c);
+			at += 4;
+			for (std::size_t k = shift; k != 0; --k, at += 4)
+				put_u32(code, at, mov(static_cast<std::uint32_t>(k), static_cast<std::uint32_t>(k - 1)));
+			put_u32(code, at, ldr_literal(0, literals - at));
+			at += 4;
+			if (direct)
+			{
+				const std::uint64_t words = (target - (address + at)) / 4;
+				put_u32(code, at, b | static_cast<std::uint32_t>(words & 0x3FFFFFFU));
+			}
+			else
+			{
+				put_u32(code, at, ldr_literal(16, literals + 8 - at));
+				put_u32(code, at + 4, br_x16);
+				put_u64(code, literals + 8, target);
+			}
+			put_u64(code, literals, bound);
 		}
 
 		/// Writes a thunk that sets x0 to `bound` and branches to `target`; `slot_address` is where the slot will

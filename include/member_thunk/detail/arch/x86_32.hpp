@@ -17,6 +17,7 @@
 // space it reaches every other address. (17 bytes do not fit 16, hence 32-byte slots.)
 #pragma once
 
+#include "closures.hpp"
 #include "results.hpp"
 #include "x86_jumps.hpp"
 
@@ -90,6 +91,13 @@ namespace member_thunk::detail::arch
 		{
 			return x86_jumps::destination(address, x86_32_bytes::endbr32, 0xFFFF'FFFFU, read);
 		}
+
+		/// Closures are not possible on i386 (closures.hpp): every argument is on the stack, and inserting one in
+		/// front of them needs a stack frame that a jump-only thunk does not have.
+		template<class... A>
+		static constexpr closures::fit closure_fit = closures::fit::unsupported_architecture;
+		template<class... A>
+		static constexpr std::size_t closure_shift = 0;
 
 		/// Writes a thunk that stores `bound` over the first stack argument and jumps to `target`; `slot_address` is
 		/// where the slot will execute. Addresses are taken modulo 2^32.

@@ -23,6 +23,7 @@
 //  27  cc cc cc cc cc        int3 padding       a stray jump into the tail traps
 #pragma once
 
+#include "closures.hpp"
 #include "results.hpp"
 #include "x86_jumps.hpp"
 
@@ -73,9 +74,57 @@ namespace member_thunk::detail::arch
 		    results::is_int128<R> || results::is_long_double_as<R, results::long_double_format::binary64>;
 	};
 
+	/// The closures of System V AMD64 (closures.hpp; psABI §3.2.3): integer-class arguments in rdi, rsi, rdx, rcx,
+	/// r8, r9 and float/double in xmm0-7 independently, so with the object pointer in front at most 5 integer-class
+	/// arguments stay in registers, and any number of float/double ones stay where they are. The shift moves
+	/// r8 -> r9, rcx -> r8, rdx -> rcx, rsi -> rdx, rdi -> rsi (the last one first), as many as there are integer-class
+	/// arguments.
+	struct x86_64_sysv_closures
+	{
+		template<class... A>
+		static constexpr closures::fit fit = closures::independent_registers<6, A...>();
+		template<class... A>
+		static constexpr std::size_t shift = closures::integer_arguments<A...>;
+		static constexpr std::size_t move_size = 3;
+		/// moves[k - 1] moves argument register k - 1 to k: mov rsi, rdi; mov rdx, rsi; mov rcx, rdx; mov r8, rcx;
+		/// mov r9, r8 (REX.W 89 /r, mov r/m64, r64).
+		static constexpr std::array<std::array<std::byte, move_size>, 5> moves{{
+		    {std::byte{0x48}, std::byte{0x89}, std::byte{0xFE}},
+		    {std::byte{0x48}, std::byte{0x89}, std::byte{0xF2}},
+		    {std::byte{0x48}, std::byte{0x89}, std::byte{0xD1}},
+		    {std::byte{0x49}, std::byte{0x89}, std::byte{0xC8}},
+		    {std::byte{0x4D}, std::byte{0x89}, std::byte{0xC1}},
+		}};
+	};
+
+	/// The closures of Windows x64 (closures.hpp; Microsoft's "x64 calling convention", "Parameter passing"): the
+	/// first four arguments take positions rcx/xmm0, rdx/xmm1, r8/xmm2, r9/xmm3 whatever their kind, so with the
+	/// object pointer in front at most 3 stay in registers, and each moved position moves both of its registers:
+	/// r8 -> r9 and xmm2 -> xmm3, rdx -> r8 and xmm1 -> xmm2, rcx -> rdx and xmm0 -> xmm1. The caller reserves the 32
+	/// bytes of shadow space for four arguments whatever their number, so the stack needs nothing.
+	struct x86_64_win64_closures
+	{
+		template<class... A>
+		static constexpr closures::fit fit =
+		    !((closures::integer_class<A> || closures::vector_class<A>)&&...) ? closures::fit::unsupported_argument_type
+		    : sizeof...(A) > 3                                                ? closures::fit::too_many_arguments
+		                                                                      : closures::fit::exact;
+		template<class... A>
+		static constexpr std::size_t shift = sizeof...(A);
+		static constexpr std::size_t move_size = 6;
+		/// moves[k - 1]: mov rdx, rcx; movaps xmm1, xmm0 / mov r8, rdx; movaps xmm2, xmm1 / mov r9, r8; movaps xmm3,
+		/// xmm2 (REX.W 89 /r; 0F 28 /r).
+		static constexpr std::array<std::array<std::byte, move_size>, 3> moves{{
+		    {std::byte{0x48}, std::byte{0x89}, std::byte{0xCA}, std::byte{0x0F}, std::byte{0x28}, std::byte{0xC8}},
+		    {std::byte{0x49}, std::byte{0x89}, std::byte{0xD0}, std::byte{0x0F}, std::byte{0x28}, std::byte{0xD1}},
+		    {std::byte{0x4D}, std::byte{0x89}, std::byte{0xC1}, std::byte{0x0F}, std::byte{0x28}, std::byte{0xDA}},
+		}};
+	};
+
 	/// Emits x86-64 thunks whose first argument register is given by the two-byte `movabs` opcode; `Results` says
-	/// which results the ABI returns in registers besides the standard ones.
-	template<const std::array<std::byte, 2>& MovFirstArgument, class Results>
+	/// which results the ABI returns in registers besides the standard ones, `Closures` which arguments a closure
+	/// keeps and how it moves them.
+	template<const std::array<std::byte, 2>& MovFirstArgument, class Results, class Closures>
 	struct x86_64_encoder
 	{
 		static constexpr std::size_t slot_size = 32;
@@ -118,6 +167,62 @@ namespace member_thunk::detail::arch
 			return x86_jumps::destination(address, x86_64_bytes::endbr64, ~std::uint64_t{0}, read);
 		}
 
+		/// Whether a closure keeps the arguments `A...` exactly (closures.hpp), and how many argument places it moves.
+		template<class... A>
+		static constexpr closures::fit closure_fit = Closures::template fit<A...>;
+		template<class... A>
+		static constexpr std::size_t closure_shift = Closures::template shift<A...>;
+
+		/// The bytes of a closure that moves `shift` argument places, with the direct or the absolute jump.
+		[[nodiscard]] static constexpr std::size_t closure_size(std::size_t shift, bool direct) noexcept
+		{
+			return 4 + shift * Closures::move_size + 10 + (direct ? 5 : 13);
+		}
+
+		/// Whether a closure that moves `shift` places, at `address`, reaches `target` with its direct jump.
+		[[nodiscard]] static constexpr bool closure_reaches_directly(std::uint64_t address, std::size_t shift,
+		                                                             std::uint64_t target) noexcept
+		{
+			const std::uint64_t displacement = target - (address + closure_size(shift, true));
+			return displacement + (std::uint64_t{1} << 31) < (std::uint64_t{1} << 32);
+		}
+
+		/// Writes a closure: endbr64, the moves (the last argument place first), `movabs rdi|rcx, bound`, then
+		/// `jmp rel32 target` or `movabs r11, target; jmp r11`; the rest of `code` is traps. `code` must hold
+		/// closure_size() bytes; `address` is where it will execute.
+		static constexpr void encode_closure(std::span<std::byte> code, std::size_t shift, std::uint64_t bound,
+		                                     std::uint64_t target, std::uint64_t address) noexcept
+		{
+			std::size_t at = 0;
+			const auto put = [&](const auto& bytes) {
+				for (const auto b : bytes)
+					code[at++] = b;
+			};
+			const auto put_u64 = [&](std::uint64_t value) {
+				for (int i = 0; i < 8; ++i)
+					code[at++] = static_cast<std::byte>((value >> (8 * i)) & 0xFFU);
+			};
+			put(x86_64_bytes::endbr64);
+			for (std::size_t k = shift; k != 0; --k)
+				put(Closures::moves[k - 1]);
+			put(MovFirstArgument);
+			put_u64(bound);
+			if (closure_reaches_directly(address, shift, target))
+			{
+				code[at++] = x86_jumps::jmp_rel32;
+				const auto displacement = static_cast<std::uint32_t>(target - (address + at + 4));
+				for (int i = 0; i < 4; ++i)
+					code[at++] = static_cast<std::byte>((displacement >> (8 * i)) & 0xFFU);
+			}
+			else
+			{
+				put(x86_64_bytes::movabs_r11);
+				put_u64(target);
+				put(x86_64_bytes::jmp_r11);
+			}
+			fill_traps(code.subspan(at));
+		}
+
 		/// Writes a thunk that sets the first argument to `bound` and jumps to `target`; `slot_address` is where the
 		/// slot will execute, which decides between the direct and the absolute jump.
 		static constexpr void encode(std::span<std::byte, slot_size> slot, std::uint64_t bound, std::uint64_t target,
@@ -153,7 +258,7 @@ namespace member_thunk::detail::arch
 	};
 
 	/// System V AMD64 (Linux, macOS, BSD): the first integer argument is rdi.
-	using x86_64_sysv_encoder = x86_64_encoder<x86_64_bytes::movabs_rdi, x86_64_sysv_results>;
+	using x86_64_sysv_encoder = x86_64_encoder<x86_64_bytes::movabs_rdi, x86_64_sysv_results, x86_64_sysv_closures>;
 	/// Windows x64: the first integer argument is rcx.
-	using x86_64_win64_encoder = x86_64_encoder<x86_64_bytes::movabs_rcx, x86_64_win64_results>;
+	using x86_64_win64_encoder = x86_64_encoder<x86_64_bytes::movabs_rcx, x86_64_win64_results, x86_64_win64_closures>;
 } // namespace member_thunk::detail::arch
