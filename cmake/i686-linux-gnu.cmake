@@ -61,7 +61,9 @@ if(NOT DEFINED CACHE{MEMBER_THUNK_I386_RUNNER} AND NOT member_thunk_in_try_compi
 endif()
 if(MEMBER_THUNK_I386_RUNNER STREQUAL "qemu")
   find_program(member_thunk_qemu_i386 qemu-i386 REQUIRED)
-  set(CMAKE_CROSSCOMPILING_EMULATOR "${member_thunk_qemu_i386}")
+  # The tests learn from MEMBER_THUNK_TEST_EMULATOR that qemu-user runs them: its /proc/self/maps is inexact, so
+  # tests/support/maps.hpp asks qemu for a page's protection instead.
+  set(CMAKE_CROSSCOMPILING_EMULATOR env MEMBER_THUNK_TEST_EMULATOR=qemu-user "${member_thunk_qemu_i386}")
   if(NOT member_thunk_in_try_compile)
     message(STATUS "i386: tests run under qemu-i386")
     # Emulated, the tests take several times longer: the sizes of the other emulated presets (CMakePresets.json,

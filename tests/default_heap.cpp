@@ -78,7 +78,8 @@ TEST_CASE("default_heap::pages may outlive static destruction", "[default_heap][
 }
 
 #if MEMBER_THUNK_DEFAULT_HEAP_SAFETY != 1
-TEST_CASE("default_heap::concurrent allocate, seal, call and free from several threads", "[default_heap][threads]")
+TEST_CASE("default_heap::concurrent allocate, seal, call and free from several threads",
+          "[default_heap][threads][slow_under_emulation]")
 {
 	constexpr int threads = 4;
 	constexpr int rounds = 400;
@@ -121,7 +122,7 @@ TEST_CASE("default_heap::each thread has its own heap", "[default_heap][mode2]")
 }
 
 TEST_CASE("default_heap::many short-lived threads: each heap is destroyed at its thread's exit, memory intact",
-          "[default_heap][mode2]")
+          "[default_heap][mode2][threads][slow_under_emulation]")
 {
 	// With MinGW, a thread_local heap's destructor could run after emulated TLS had freed its storage, and write into
 	// the freed block while other threads allocated (a crash in one run of the concurrent test in about seven): the

@@ -340,7 +340,8 @@ TEST_CASE("fault::release fails in compact: os_error, the region stays, the next
 	CHECK(os_faults::reservations.empty());
 }
 
-TEST_CASE("fault::injected failures never leak, never break invariants, never leave a wrong thunk", "[fault]")
+TEST_CASE("fault::injected failures never leak, never break invariants, never leave a wrong thunk",
+          "[fault][slow_under_emulation]")
 {
 	// A deterministic sweep: fail the n-th call of each kind during a fixed workload, for n = 1..12. (The
 	// reliability work adds a randomised property on top of this.)

@@ -176,7 +176,8 @@ TEST_CASE("heap::no mapping is ever writable and executable", "[heap][wx]")
 	CHECK(test::writable_executable_mappings().empty());
 }
 
-TEST_CASE("heap::a locked heap serves several threads, and thunks run on any thread", "[heap][threads]")
+TEST_CASE("heap::a locked heap serves several threads, and thunks run on any thread",
+          "[heap][threads][slow_under_emulation]")
 {
 	member_thunk::heap<member_thunk::slim_lock> h;
 	constexpr int threads = 4;
