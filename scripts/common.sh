@@ -30,7 +30,7 @@ ensure_foreign_architecture() {
 }
 
 build_packages=(cmake ninja-build g++ libmsgsl-dev)
-test_packages=(clang catch2 librapidcheck-dev clang-tidy clang-format libbenchmark-dev libffi-dev pkg-config)
+test_packages=(clang catch2 librapidcheck-dev clang-tidy clang-format libbenchmark-dev libffi-dev pkg-config libseccomp-dev)
 # Cross targets: Linux AArch64 under qemu-user (RapidCheck's arm64 library through multiarch), and Linux i386, run
 # natively with the cross toolchain's own libraries (RapidCheck's i386 library through multiarch); Windows x64 with
 # mingw-w64 (posix threads), run under wine.
