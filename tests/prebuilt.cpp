@@ -133,11 +133,6 @@ namespace
 	constexpr bool has_mapping_ways = true;
 #endif
 
-	[[nodiscard]] bool way_exists(stub_source way)
-	{
-		return has_mapping_ways || way == stub_source::runtime_copy || way == stub_source::image_pool;
-	}
-
 	/// What a page thunk's stubs come from in this build when `way` is forced.
 	[[nodiscard]] std::string expected_page_origin(stub_source way)
 	{
@@ -149,11 +144,14 @@ TEST_CASE("prebuilt::every form of thunk works on every way, from the default he
           "[prebuilt][ways]")
 {
 	const scope guard;
+	// Windows has two ways; forcing either of the others is the next test's.
+#if defined(_WIN32)
+	const auto way = GENERATE(stub_source::runtime_copy, stub_source::image_pool);
+#else
 	const auto way =
 	    GENERATE(stub_source::image_file, stub_source::sealed_copy, stub_source::runtime_copy, stub_source::image_pool);
+#endif
 	INFO("forced way: " << test::way_name(way));
-	if (!way_exists(way))
-		return; // its refusal is the next test's
 	// Every region of the previous way (if this process made any) is given back first, so new ones take this way.
 	member_thunk::compact();
 	stub_sources::force(way);
@@ -209,11 +207,11 @@ TEST_CASE("prebuilt::Windows: forcing a way Windows lacks fails with a clear os_
 }
 #endif
 
+// Windows has no way that maps the program's code: nothing there to run out of memory.
+#if !defined(_WIN32)
 TEST_CASE("prebuilt::a lack of memory while mapping is reported and closes no way", "[prebuilt][ways]")
 {
 	const scope guard;
-	if (!has_mapping_ways)
-		return;
 	member_thunk::heap<member_thunk::null_lock, test::failing_os> h;
 	tagged t{2};
 	os_faults::error = ENOMEM;
@@ -237,6 +235,7 @@ TEST_CASE("prebuilt::a lack of memory while mapping is reported and closes no wa
 	CHECK(u.get()(nullptr, 1) == 201);
 	CHECK(stub_sources::first.load() == static_cast<int>(stub_source::image_file));
 }
+#endif
 
 namespace
 {
