@@ -32,12 +32,16 @@ namespace test
 	}
 
 #if !defined(_WIN32)
-	/// The program's own file, as /proc/self/maps names it.
+	/// The program's own file, as /proc/self/maps names it (with " (deleted)" after it once the file is deleted).
+	/// Read once, at the first call: qemu-user cannot resolve /proc/self/exe any more once the file is gone.
 	[[nodiscard]] inline std::string program_path()
 	{
-		char path[PATH_MAX];
-		const ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
-		return n > 0 ? std::string(path, static_cast<std::size_t>(n)) : std::string();
+		static const std::string path = [] {
+			char buffer[PATH_MAX];
+			const ssize_t n = ::readlink("/proc/self/exe", buffer, sizeof buffer - 1);
+			return n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : std::string();
+		}();
+		return path;
 	}
 
 	inline constexpr const char* memfd_name = "/memfd:member_thunk stubs";
