@@ -377,8 +377,10 @@ TEST_CASE("fault::release fails in compact: os_error, the region stays, the next
 
 TEST_CASE("fault::injected failures never leak, never break invariants, never leave a wrong thunk", "[fault]")
 {
-	// A deterministic sweep: fail the n-th call of each kind during a fixed workload, for n = 1..12. (The
-	// reliability work adds a randomised property on top of this.)
+	// A deterministic sweep: fail the n-th call of each kind during a fixed workload, for n = 1..12, or until the
+	// workload makes fewer than n calls of that kind (the runs for larger n would be the same run, without a fault:
+	// most kinds are never called by one of the two back ends). (The reliability work adds a randomised property on
+	// top of this.)
 	struct live_page
 	{
 		member_thunk::page page;
@@ -386,7 +388,8 @@ TEST_CASE("fault::injected failures never leak, never break invariants, never le
 	};
 	for (std::size_t kind = 0; kind < static_cast<std::size_t>(os_call::count); ++kind)
 	{
-		for (int nth = 1; nth <= 12; ++nth)
+		bool reached = true;
+		for (int nth = 1; nth <= 12 && reached; ++nth)
 		{
 			const fault_scope scope;
 			std::vector<value> values(64);
@@ -436,6 +439,7 @@ TEST_CASE("fault::injected failures never leak, never break invariants, never le
 						REQUIRE(t(nullptr, 1) == expected);
 				}
 				pages.clear();
+				reached = os_faults::fail_in.at(kind) == 0; // the countdown ran out: the n-th call happened
 				os_faults::reset();
 				h.compact();
 				REQUIRE(h.statistics().regions == 0);

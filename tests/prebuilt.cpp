@@ -87,7 +87,20 @@ namespace
 			const auto maps = test::read_maps();
 			INFO(test::code_mapping_problem(maps));
 			CHECK(test::code_mapping_problem(maps).empty());
-			CHECK(test::protection_in(maps, test::slot_of(p, run_time)) == test::sealed_protection(p.prebuilt()));
+			const void* const slot = test::slot_of(p, run_time);
+			const test::mapping* const data = test::find_mapping(maps, slot);
+			REQUIRE(data != nullptr);
+			if (p.prebuilt() && data->contains(reinterpret_cast<std::uintptr_t>(run_time)))
+			{
+				// qemu-user lists the host's mappings with the protection of their first guest page: a runtime copy
+				// of the stubs (read-execute for the guest, read-only for the host) and its sealed data pages merge
+				// into one host mapping, listed r-x. A write tells what the maps cannot: the data is read-only.
+				INFO("the stubs and their data share one listed mapping: " << test::describe(*data));
+				CHECK(data->protection() == "r-x");
+				CHECK(test::write_faults(slot));
+			}
+			else
+				CHECK(data->protection() == test::sealed_protection(p.prebuilt()));
 			origins.push_back(p.prebuilt() ? test::stub_origin(maps, reinterpret_cast<const void*>(compile_time))
 			                               : "runtime code");
 			CHECK(compile_time(nullptr, 1) == 701);
@@ -457,7 +470,8 @@ TEST_CASE("prebuilt::a program whose file was deleted after it started still mak
 {
 	// A copy of a small program (programs/deleted_binary.cpp, built without run-time code) deletes its own file, then
 	// makes unique thunks and a page. Linux keeps a running program's file alive and /proc/self/exe still opens it, so
-	// the image_file way still maps the stubs from it: /proc/self/maps names it "<path> (deleted)".
+	// the image_file way still maps the stubs from it: /proc/self/maps names it "<path> (deleted)". Thunks work either
+	// way: where the file cannot be opened any more (qemu-user), the next way serves.
 	char directory[] = "/tmp/member_thunk_deleted_XXXXXX";
 	REQUIRE(::mkdtemp(directory) != nullptr);
 	const std::string copy = std::string(directory) + "/deleted_binary";
@@ -484,9 +498,20 @@ TEST_CASE("prebuilt::a program whose file was deleted after it started still mak
 	CHECK(status == 0);
 	CHECK(::access(copy.c_str(), F_OK) != 0); // it deleted itself
 	::rmdir(directory);
-	CHECK_THAT(output, Catch::Contains("deleted=" + copy + " (deleted)"));
-	CHECK_THAT(output, Catch::Contains("origin=image_file"));
-	CHECK_THAT(output, Catch::Contains("page=image_file"));
 	CHECK_THAT(output, Catch::Contains("calls=ok"));
+	if (emulator.empty())
+	{
+		CHECK_THAT(output, Catch::Contains("deleted=" + copy + " (deleted)"));
+		CHECK_THAT(output, Catch::Contains("origin=image_file"));
+		CHECK_THAT(output, Catch::Contains("page=image_file"));
+	}
+	else
+	{
+		// Under qemu-user the program's /proc/self/exe is emulated: once the file is deleted it resolves to nothing
+		// and cannot be opened, so image_file is refused and the sealed memfd serves.
+		CHECK_THAT(output, Catch::Contains("deleted=\n"));
+		CHECK_THAT(output, Catch::Contains("origin=sealed_copy"));
+		CHECK_THAT(output, Catch::Contains("page=sealed_copy"));
+	}
 }
 #endif

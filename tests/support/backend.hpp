@@ -15,6 +15,7 @@
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 
 namespace test
@@ -82,6 +83,16 @@ namespace test
 				return false;
 		}
 		return true;
+	}
+
+	/// Whether writing to `address` faults (the memory is read-only or inaccessible), tried in a child process.
+	[[nodiscard]] inline bool write_faults(const void* address)
+	{
+		const auto result = run_in_child([address] {
+			*static_cast<volatile unsigned char*>(const_cast<void*>(address)) = 0;
+			std::_Exit(0);
+		});
+		return result.signaled && result.signal == SIGSEGV;
 	}
 
 	/// Pages per region of the heap that holds `p`.
