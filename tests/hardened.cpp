@@ -291,22 +291,22 @@ namespace
 		constexpr auto write_exec = static_cast<scmp_datum_t>(PROT_WRITE | PROT_EXEC);
 		constexpr auto exec = static_cast<scmp_datum_t>(PROT_EXEC);
 		const auto deny = SCMP_ACT_ERRNO(EPERM);
+		// The third argument (prot, shmflg) has all of `mask` set. (Not SCMP_A2: a compound literal, which C++ lacks.)
+		const auto third_has = [](scmp_datum_t mask) { return scmp_arg_cmp{2, SCMP_CMP_MASKED_EQ, mask, mask}; };
 		bool ok = true;
 		// mmap2 and pkey_mprotect may not exist on this architecture (libseccomp then adds nothing).
 		for (const int call : {SCMP_SYS(mmap), SCMP_SYS(mmap2)})
 		{
-			const int rc =
-			    ::seccomp_rule_add(filter, deny, call, 1, SCMP_A2(SCMP_CMP_MASKED_EQ, write_exec, write_exec));
+			const int rc = ::seccomp_rule_add(filter, deny, call, 1, third_has(write_exec));
 			ok = ok && (rc == 0 || call != SCMP_SYS(mmap));
 		}
 		for (const int call : {SCMP_SYS(mprotect), SCMP_SYS(pkey_mprotect)})
 		{
-			const int rc = ::seccomp_rule_add(filter, deny, call, 1, SCMP_A2(SCMP_CMP_MASKED_EQ, exec, exec));
+			const int rc = ::seccomp_rule_add(filter, deny, call, 1, third_has(exec));
 			ok = ok && (rc == 0 || call != SCMP_SYS(mprotect));
 		}
-		ok = ok && ::seccomp_rule_add(filter, deny, SCMP_SYS(shmat), 1,
-		                              SCMP_A2(SCMP_CMP_MASKED_EQ, static_cast<scmp_datum_t>(SHM_EXEC),
-		                                      static_cast<scmp_datum_t>(SHM_EXEC))) == 0;
+		ok = ok &&
+		     ::seccomp_rule_add(filter, deny, SCMP_SYS(shmat), 1, third_has(static_cast<scmp_datum_t>(SHM_EXEC))) == 0;
 		ok = ok && ::seccomp_load(filter) == 0;
 		::seccomp_release(filter);
 		if (!ok)
