@@ -28,7 +28,6 @@
 namespace
 {
 	using callback = long (*)(void*, long);
-	constexpr int mode = MEMBER_THUNK_DEFAULT_HEAP_SAFETY;
 	constexpr std::size_t quarantine = MEMBER_THUNK_UNIQUE_QUARANTINE;
 
 	struct tagged
