@@ -77,7 +77,9 @@ namespace member_thunk::detail
 	{
 		static inline std::atomic<int> first{0};
 		static inline std::atomic<int> forced{-1};
+		// Process-wide by design, like `first`: NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables)
 		static inline std::array<std::atomic<const char*>, 4> refused_call{};
+		// NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables)
 		static inline std::array<std::atomic<const char*>, 4> refused_reason{};
 
 		/// Tests: use `way` only (or every way again, in order, with reset()).
