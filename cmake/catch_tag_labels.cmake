@@ -4,7 +4,8 @@
 #
 # Run after each build of a test executable, in script mode, the way the Catch module runs CatchAddTests.cmake:
 #   cmake -D TEST_EXECUTABLE=<exe> -D TEST_EXECUTOR=<emulator;args> -D TEST_PREFIX=<prefix> -D CTEST_FILE=<out>
-#         -P catch_tag_labels.cmake
+#         [-D EXTRA_LABELS=<label|...>] -P catch_tag_labels.cmake
+# EXTRA_LABELS go to every test of the executable (e.g. the back end a suite was built for: `runtime`, `prebuilt`).
 # It asks the executable for its tags (--list-tags), then for the tests of each tag (--list-test-names-only "[tag]"),
 # and writes CTEST_FILE: one set_tests_properties(<TEST_PREFIX><test name> PROPERTIES LABELS <tags>) per tagged test.
 # Tags with a special meaning to Catch ([.], [!mayfail], [#file], ...) are not labels.
@@ -37,6 +38,17 @@ foreach(line IN LISTS tag_lines)
 endforeach()
 
 set(tests)
+string(REPLACE "|" ";" EXTRA_LABELS "${EXTRA_LABELS}") # a list passed as a|b
+if(NOT "${EXTRA_LABELS}" STREQUAL "")
+  run_listing(names --list-test-names-only)
+  foreach(name IN LISTS names)
+    if(NOT name STREQUAL "")
+      string(MD5 key "${name}")
+      list(APPEND tests "${name}")
+      set(labels_${key} ${EXTRA_LABELS})
+    endif()
+  endforeach()
+endif()
 foreach(tag IN LISTS tags)
   if(tag MATCHES "^[.!#]")
     continue()

@@ -30,9 +30,9 @@ ensure_foreign_architecture() {
 }
 
 build_packages=(cmake ninja-build g++ libmsgsl-dev)
-test_packages=(clang catch2 librapidcheck-dev clang-tidy clang-format libbenchmark-dev libffi-dev pkg-config)
+test_packages=(clang catch2 librapidcheck-dev clang-tidy clang-format libbenchmark-dev libffi-dev pkg-config libseccomp-dev)
 # Cross targets: Linux AArch64 under qemu-user (RapidCheck's arm64 library through multiarch), and Linux i386, run
-# natively with the cross toolchain's own libraries (RapidCheck's i386 library through multiarch); Windows x64 with
-# mingw-w64 (posix threads), run under wine.
+# natively with the cross toolchain's own libraries (RapidCheck's and libseccomp's i386 libraries through multiarch);
+# Windows x64 with mingw-w64 (posix threads), run under wine.
 cross_packages=(g++-aarch64-linux-gnu qemu-user librapidcheck-dev:arm64 g++-i686-linux-gnu librapidcheck-dev:i386
-	g++-mingw-w64-x86-64-posix wine64 wine)
+	libseccomp-dev:i386 g++-mingw-w64-x86-64-posix wine64 wine)

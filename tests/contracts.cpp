@@ -1,5 +1,6 @@
 // Death tests for the public preconditions: each runs in a forked child, which must end with SIGABRT and say which
-// contract it broke.
+// contract it broke. Built twice: with
+// run-time code and with prebuilt stubs (MEMBER_THUNK_NO_RUNTIME_CODE).
 #include <member_thunk/member_thunk.hpp>
 
 #include "support/child.hpp"

@@ -1,6 +1,7 @@
 // Calling conventions: which callback types a thunk accepts (checked at compile time on the target being built, so
 // the i386 build checks the i386 rules), and calls whose arguments and results use the wide or unusual places of the
 // target's convention: 8-byte stack arguments right after the first, and results in edx:eax or the x87 stack on i386.
+// Built twice: with run-time code and with prebuilt stubs (MEMBER_THUNK_NO_RUNTIME_CODE).
 #include <member_thunk/member_thunk.hpp>
 
 #include <catch2/catch.hpp>

@@ -1,6 +1,8 @@
-// The default heap, built once per MEMBER_THUNK_DEFAULT_HEAP_SAFETY mode (this file is compiled three times).
+// The default heap, built once per MEMBER_THUNK_DEFAULT_HEAP_SAFETY mode, each with run-time code and with prebuilt
+// stubs (MEMBER_THUNK_NO_RUNTIME_CODE): this file is compiled six times.
 #include <member_thunk/member_thunk.hpp>
 
+#include "support/backend.hpp"
 #include "support/child.hpp"
 #include "support/maps.hpp"
 #include "support/revoked.hpp"
@@ -13,6 +15,7 @@
 #include <cstdlib>
 #include <memory>
 #include <optional>
+#include <string>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -40,19 +43,27 @@ TEST_CASE("default_heap::the default lock follows the safety mode", "[default_he
 TEST_CASE("default_heap::allocate_page and compact", "[default_heap]")
 {
 	tagged t{3};
-	std::uintptr_t address = 0;
+	const void* address = nullptr;
+	bool pooled = false;
 	{
 		member_thunk::page p = member_thunk::allocate_page();
+		CHECK(p.prebuilt() == test::prebuilt_build);
 		const auto thunk = p.make_thunk<callback, &tagged::get>(&t);
 		p.mark_executable();
 		CHECK(thunk(nullptr, 7) == 307);
-		address = reinterpret_cast<std::uintptr_t>(thunk);
-		CHECK(test::protection_of(reinterpret_cast<const void*>(address)) == "r-x");
+		address = test::slot_of(p, thunk);
+		pooled = member_thunk::detail::page_access::region_of(p)->kind ==
+		         &member_thunk::detail::image_pool_regions<member_thunk::detail::os::native>::kind;
+		CHECK(test::protection_of(address) == test::sealed_protection(p.prebuilt()));
 	}
-	CHECK(test::revocation_of(reinterpret_cast<const void*>(address)) == "cached");
+	CHECK(test::revocation_of(address) == "cached");
 	member_thunk::compact();
-	CHECK(test::protection_of(reinterpret_cast<const void*>(address)) !=
-	      "---"); // released (a sanitizer may reuse the range)
+	// Released (a sanitizer may reuse the range); a page of the image pool (Windows without run-time code) is the
+	// program's own memory and stays, emptied.
+	if (pooled)
+		CHECK(test::revocation_of(address) == "cached");
+	else
+		CHECK(test::protection_of(address) != "---");
 	CHECK(member_thunk::detail::default_heap().is_valid());
 }
 
@@ -96,7 +107,8 @@ TEST_CASE("default_heap::concurrent allocate, seal, call and free from several t
 				held.back().mark_executable();
 				if (thunk(nullptr, i) != w * 100 + i)
 					++failures;
-				if (i % 2 == 0)
+				// At most 48 held per thread: without run-time code on Windows every page comes from the image pool.
+				if (i % 2 == 0 || held.size() > 48)
 					held.erase(held.begin());
 				if (i % 64 == 0)
 					member_thunk::compact();
@@ -158,9 +170,11 @@ TEST_CASE("default_heap::pages outlive their thread, and their region goes with 
 	tagged t{4};
 	std::optional<member_thunk::page> kept;
 	callback thunk = nullptr;
+	const void* address = nullptr;
 	std::thread([&] {
 		kept.emplace(member_thunk::allocate_page());
 		thunk = kept->make_thunk<callback, &tagged::get>(&t);
+		address = test::slot_of(*kept, thunk);
 		kept->mark_executable();
 		// Some pages die with the thread: their region must not be kept.
 		std::vector<member_thunk::page> temporary;
@@ -170,10 +184,10 @@ TEST_CASE("default_heap::pages outlive their thread, and their region goes with 
 	// The thread is gone; its page still works and may be destroyed here.
 	CHECK(thunk(nullptr, 2) == 402);
 	CHECK(member_thunk::detail::orphanage<member_thunk::detail::os::native>::instance().is_valid());
-	const auto address = reinterpret_cast<const void*>(thunk);
-	CHECK(test::protection_of(address) == "r-x");
+	CHECK(test::protection_of(address) == test::sealed_protection(test::prebuilt_build));
 	kept.reset();
-	CHECK(test::protection_of(address) != "---"); // the orphaned region was released with its last page
+	// The orphaned region was released with its last page (a page of the image pool stays, emptied or inaccessible).
+	CHECK((test::protection_of(address) != "---" || test::is_revoked(address)));
 	CHECK(member_thunk::detail::orphanage<member_thunk::detail::os::native>::instance().statistics().regions == 0);
 }
 
@@ -183,29 +197,46 @@ TEST_CASE("default_heap::at thread exit, only regions with live pages go to the 
 	tagged t{5};
 	std::optional<member_thunk::page> kept;
 	std::vector<const void*> freed;
+	std::size_t per_region = 0;
+	std::size_t regions = 0;
+	bool pooled = false;
 	std::thread([&] {
-		// More pages than one region holds: the first region ends up with no live page, the second with one.
+		// More pages than one region holds (16 of run-time code; 4 of prebuilt stubs with 4 KiB pages, 1 with 64 KiB
+		// pages or in the image pool): the first region ends up with no live page, the second with one.
 		std::vector<member_thunk::page> pages;
-		for (int i = 0; i < 20; ++i)
-		{
+		pages.push_back(member_thunk::allocate_page());
+		per_region = test::pages_per_region(pages.back());
+		pooled = member_thunk::detail::page_access::region_of(pages.back())->kind ==
+		         &member_thunk::detail::image_pool_regions<member_thunk::detail::os::native>::kind;
+		const std::size_t count = per_region + (per_region >= 4 ? 4 : 1);
+		while (pages.size() < count)
 			pages.push_back(member_thunk::allocate_page());
-			freed.push_back(reinterpret_cast<const void*>(pages.back().make_thunk<callback, &tagged::get>(&t)));
-		}
-		REQUIRE(member_thunk::detail::default_heap().statistics().regions == 2);
+		for (auto& p : pages)
+			freed.push_back(test::slot_of(p, p.make_thunk<callback, &tagged::get>(&t)));
+		regions = member_thunk::detail::default_heap().statistics().regions;
 		kept.emplace(std::move(pages.back()));
 		freed.pop_back();
 		pages.clear();
 	}).join();
+	CHECK(regions == 2);
 	CHECK(orphanage::instance().statistics().regions == 1);
 	CHECK(orphanage::instance().statistics().live_pages == 1);
 	const auto maps = test::read_maps();
-	// The first region (pages 0..15) had no live page: released at thread exit, so it is no longer reserved
-	// (inaccessible). Sanitizer runtimes may map their own memory into the range once it is free, so "not ours any
-	// more" is the check, not "unmapped". The second region's other pages stay reserved with the kept page.
-	REQUIRE(freed.size() == 19);
-	for (std::size_t i = 0; i < 16; ++i)
-		CHECK(test::protection_in(maps, freed[i]) != "---");
-	for (std::size_t i = 16; i < freed.size(); ++i)
+	// The first region had no live page: released at thread exit, so it is no longer reserved (inaccessible).
+	// Sanitizer runtimes may map their own memory into the range once it is free, so "not ours any more" is the
+	// check, not "unmapped"; a page of the image pool is the program's and stays, emptied. The second region's other
+	// pages stay reserved with the kept page.
+	for (std::size_t i = 0; i < per_region; ++i)
+	{
+		if (pooled)
+		{
+			const std::string how = test::revocation_in(maps, freed[i]);
+			CHECK((how == "cached" || how == "decommitted"));
+		}
+		else
+			CHECK(test::protection_in(maps, freed[i]) != "---");
+	}
+	for (std::size_t i = per_region; i < freed.size(); ++i)
 		CHECK(test::protection_in(maps, freed[i]) == "---");
 	kept->mark_executable();
 	CHECK(kept->size() == 1);
@@ -316,14 +347,22 @@ TEST_CASE("default_heap::the heap is the thread's: deleting the fiber that made 
 
 namespace
 {
+	struct exit_allocation
+	{
+		long result = 0;
+		const void* address = nullptr; // the page of the thunk made at exit (its code, or its data slot)
+		const void* held = nullptr;
+	};
+
+	/// Where the thread of the next test records what it saw.
+	exit_allocation* exit_target = nullptr;
+
 	/// A thread_local object whose destructor allocates, seals, calls and frees a page: thread-exit code that must
-	/// still find a working heap.
+	/// still find a working heap. It keeps nothing in itself: MinGW's emulated TLS may free a thread_local object's
+	/// storage before its destructor runs, and an allocation meanwhile (a region of prebuilt stubs) reuses it.
 	struct allocates_at_exit
 	{
-		long* result;
-		const void** address;
-
-		allocates_at_exit(long* r, const void** a) : result(r), address(a) {}
+		allocates_at_exit() = default;
 		allocates_at_exit(const allocates_at_exit&) = delete;
 		allocates_at_exit& operator=(const allocates_at_exit&) = delete;
 		allocates_at_exit(allocates_at_exit&&) = delete;
@@ -331,20 +370,14 @@ namespace
 
 		~allocates_at_exit()
 		{
+			exit_allocation& out = *exit_target;
 			tagged t{8};
 			member_thunk::page p = member_thunk::allocate_page();
 			const auto thunk = p.make_thunk<callback, &tagged::get>(&t);
 			p.mark_executable();
-			*address = reinterpret_cast<const void*>(thunk);
-			*result = thunk(nullptr, 1);
+			out.address = test::slot_of(p, thunk);
+			out.result = thunk(nullptr, 1);
 		}
-	};
-
-	struct exit_allocation
-	{
-		long result = 0;
-		const void* address = nullptr;
-		const void* held = nullptr;
 	};
 
 	// Started with CreateThread, not std::thread: the C++ thread_local destructors of such a thread run in a PE TLS
@@ -352,12 +385,12 @@ namespace
 	DWORD WINAPI allocate_in_thread_local_destructor(void* parameter)
 	{
 		auto& out = *static_cast<exit_allocation*>(parameter);
-		thread_local allocates_at_exit late(&out.result, &out.address);
+		thread_local allocates_at_exit late;
 		static_cast<void>(late);
 		thread_local std::optional<member_thunk::page> held;
 		thread_local tagged t{9};
 		held.emplace(member_thunk::allocate_page());
-		out.held = reinterpret_cast<const void*>(held->make_thunk<callback, &tagged::get>(&t));
+		out.held = test::slot_of(*held, held->make_thunk<callback, &tagged::get>(&t));
 		return 0;
 	}
 } // namespace
@@ -365,18 +398,32 @@ namespace
 TEST_CASE("default_heap::thread_local objects may allocate and free pages at the exit of a Win32 thread",
           "[default_heap][mode2][windows]")
 {
+	using pool = member_thunk::detail::image_pool_regions<member_thunk::detail::os::native>;
 	const auto before = orphanage::instance().statistics();
+	const std::size_t pool_pages = pool::pages_taken();
 	exit_allocation out;
+	exit_target = &out;
 	HANDLE thread = ::CreateThread(nullptr, 0, &allocate_in_thread_local_destructor, &out, 0, nullptr);
 	REQUIRE(thread != nullptr);
 	REQUIRE(::WaitForSingleObject(thread, INFINITE) == WAIT_OBJECT_0);
 	::CloseHandle(thread);
+	exit_target = nullptr;
 	CHECK(out.result == 801);
 	// Both pages were freed at the thread's exit into its heap, which then gave their region back: a heap made anew
-	// after the thread's own was destroyed would still hold them cached (read-write, trap-filled).
+	// after the thread's own was destroyed would still hold them cached (read-write, trap-filled). Without run-time
+	// code every page is of the image pool here: given back to the pool, emptied (the pool's memory stays).
 	REQUIRE(out.address != nullptr);
-	CHECK(test::protection_of(out.address) != "rw-");
-	CHECK(test::protection_of(out.held) != "rw-");
+	if (test::prebuilt_build)
+	{
+		CHECK(pool::pages_taken() == pool_pages);
+		CHECK(test::is_revoked(out.address));
+		CHECK(test::is_revoked(out.held));
+	}
+	else
+	{
+		CHECK(test::protection_of(out.address) != "rw-");
+		CHECK(test::protection_of(out.held) != "rw-");
+	}
 	CHECK(orphanage::instance().statistics().regions == before.regions);
 	CHECK(orphanage::instance().statistics().live_pages == before.live_pages);
 	CHECK(orphanage::instance().is_valid());

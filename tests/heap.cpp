@@ -1,7 +1,10 @@
 // Tests of user heaps (built without the default heap): regions come and go as /proc/self/maps shows, pages are
-// reused, invariants hold, statistics add up, and a locked heap serves several threads.
+// reused, invariants hold, statistics add up, and a locked heap serves several threads. Built twice: with run-time
+// code and with prebuilt stubs (MEMBER_THUNK_NO_RUNTIME_CODE); placement near the code and the jump forms it leads to
+// are run-time code only.
 #include <member_thunk/member_thunk.hpp>
 
+#include "support/backend.hpp"
 #include "support/far_os.hpp"
 #include "support/maps.hpp"
 #include "support/revoked.hpp"
@@ -60,16 +63,20 @@ TEST_CASE("heap::compact releases the regions that hold no live page", "[heap][m
 	counter c{1};
 	std::vector<member_thunk::page> pages;
 	std::vector<callback> thunks;
+	std::vector<const void*> slots; // where each thunk's page is: its code, or its data slot (prebuilt)
 	// Enough pages for several regions.
 	for (int i = 0; i < 40; ++i)
 	{
 		pages.push_back(h.allocate_page());
 		thunks.push_back(pages.back().make_thunk<callback, &counter::value>(&c));
+		slots.push_back(test::slot_of(pages.back(), thunks.back()));
 		pages.back().mark_executable();
 	}
 	const auto stats = h.statistics();
 	CHECK(stats.live_pages == 40);
 	CHECK(stats.regions >= 2);
+	CHECK(stats.runtime_code == !test::prebuilt_build);
+	CHECK(stats.prebuilt_regions == (test::prebuilt_build ? stats.regions : 0));
 	CHECK(stats.committed_bytes == 40 * test::system_page_size());
 	CHECK(h.is_valid());
 	for (const auto t : thunks)
@@ -83,15 +90,25 @@ TEST_CASE("heap::compact releases the regions that hold no live page", "[heap][m
 	CHECK(h.statistics().cached_pages == MEMBER_THUNK_PAGE_CACHE);
 	CHECK(h.statistics().committed_bytes == MEMBER_THUNK_PAGE_CACHE * page_size);
 	const auto freed = test::read_maps();
-	for (std::size_t i = 0; i < thunks.size(); ++i)
-		CHECK(test::revocation_in(freed, reinterpret_cast<const void*>(thunks[i])) ==
-		      (i >= thunks.size() - MEMBER_THUNK_PAGE_CACHE ? "cached" : "decommitted"));
+	for (std::size_t i = 0; i < slots.size(); ++i)
+		CHECK(test::revocation_in(freed, slots[i]) ==
+		      (i >= slots.size() - MEMBER_THUNK_PAGE_CACHE ? "cached" : "decommitted"));
 	h.compact();
 	const auto maps = test::read_maps();
 	CHECK(h.statistics().regions == 0);
 	CHECK(h.statistics().reserved_bytes == 0);
-	for (const auto t : thunks)
-		REQUIRE_FALSE(test::is_mapped(maps, reinterpret_cast<const void*>(t)));
+	for (std::size_t i = 0; i < slots.size(); ++i)
+	{
+		// The image pool (Windows without run-time code) is the program's own memory: its pages stay, emptied.
+		if (test::prebuilt_build && member_thunk::detail::stubs::pool_data() <= slots[i] &&
+		    slots[i] < member_thunk::detail::stubs::pool_data() + member_thunk::detail::stubs::pool_size)
+			REQUIRE(test::is_revoked(slots[i])); // emptied, or inaccessible
+		else
+		{
+			REQUIRE_FALSE(test::is_mapped(maps, slots[i]));
+			REQUIRE_FALSE(test::is_mapped(maps, reinterpret_cast<const void*>(thunks[i])));
+		}
+	}
 	CHECK(h.is_valid());
 }
 
@@ -112,6 +129,7 @@ TEST_CASE("heap::compact keeps regions that still hold a live page", "[heap][map
 	CHECK(h.statistics().regions == 1);
 	CHECK(before >= 2);
 	CHECK(t(nullptr, 3) == 23);
+	CHECK(test::protection_of(test::slot_of(*keep, t)) == test::sealed_protection(keep->prebuilt()));
 	CHECK(test::protection_of(reinterpret_cast<const void*>(t)) == "r-x");
 	keep.reset();
 	h.compact();
@@ -126,9 +144,12 @@ TEST_CASE("heap::a freed page is handed out again only after MEMBER_THUNK_PAGE_C
 	counter a{1};
 	counter b{2};
 	std::uintptr_t first_address = 0;
+	const void* first_slot = nullptr;
 	{
 		member_thunk::page p = h.allocate_page();
-		first_address = reinterpret_cast<std::uintptr_t>(p.make_thunk<callback, &counter::value>(&a));
+		const auto first = p.make_thunk<callback, &counter::value>(&a);
+		first_address = reinterpret_cast<std::uintptr_t>(first);
+		first_slot = test::slot_of(p, first);
 		p.mark_executable();
 	}
 	// A dangling pointer to the freed page's thunk must keep faulting while other pages come and go: the page is not
@@ -138,7 +159,7 @@ TEST_CASE("heap::a freed page is handed out again only after MEMBER_THUNK_PAGE_C
 	{
 		member_thunk::page other = h.allocate_page();
 		seen.push_back(reinterpret_cast<std::uintptr_t>(other.make_thunk<callback, &counter::value>(&b)));
-		CHECK(test::revocation_of(reinterpret_cast<const void*>(first_address)) == "cached");
+		CHECK(test::revocation_of(first_slot) == "cached");
 	}
 	CHECK(std::find(seen.begin(), seen.end(), first_address) == seen.end());
 	CHECK(h.statistics().cached_pages == MEMBER_THUNK_PAGE_CACHE);
@@ -147,10 +168,16 @@ TEST_CASE("heap::a freed page is handed out again only after MEMBER_THUNK_PAGE_C
 	const auto t = q.make_thunk<callback, &counter::value>(&b);
 	CHECK(reinterpret_cast<std::uintptr_t>(t) == first_address);
 	// The reused page is fresh: read-write, trap-filled past the new thunk, and runs the new target.
-	CHECK(test::protection_of(reinterpret_cast<const void*>(t)) == "rw-");
-	std::array<std::byte, member_thunk::detail::arch::native_encoder::slot_size> traps{};
-	member_thunk::detail::arch::native_encoder::fill_traps(traps);
-	CHECK(std::memcmp(reinterpret_cast<const std::byte*>(t) + traps.size(), traps.data(), traps.size()) == 0);
+	const auto* const slot = static_cast<const std::byte*>(test::slot_of(q, t));
+	CHECK(test::protection_of(slot) == "rw-");
+	if (q.prebuilt())
+		CHECK(test::slot_traps(slot + q.slot_size()));
+	else
+	{
+		std::array<std::byte, member_thunk::detail::arch::native_encoder::slot_size> traps{};
+		member_thunk::detail::arch::native_encoder::fill_traps(traps);
+		CHECK(std::memcmp(slot + traps.size(), traps.data(), traps.size()) == 0);
+	}
 	q.mark_executable();
 	CHECK(t(nullptr, 5) == 25);
 	CHECK(h.is_valid());
@@ -201,7 +228,8 @@ TEST_CASE("heap::a locked heap serves several threads, and thunks run on any thr
 				held.back().mark_executable();
 				if (thunk(nullptr, i) != t * 10 + i || shared_thunk(nullptr, i) != 90 + i)
 					++failures;
-				if (i % 3 == 0)
+				// At most 48 held per thread: without run-time code on Windows every page comes from the image pool.
+				if (i % 3 == 0 || held.size() > 48)
 					held.erase(held.begin());
 				if (i % 50 == 0)
 					h.compact();
@@ -214,6 +242,9 @@ TEST_CASE("heap::a locked heap serves several threads, and thunks run on any thr
 	CHECK(h.statistics().live_pages == 1);
 }
 
+// Placement near the code and the jump forms it leads to: run-time code only (prebuilt regions are placed anywhere,
+// and their stubs always jump indirectly).
+#if !defined(MEMBER_THUNK_NO_RUNTIME_CODE)
 using test::far_os;
 
 namespace
@@ -277,4 +308,5 @@ TEST_CASE("heap::a region out of reach of the code gets absolute jumps, and noth
 		}
 	});
 }
+#endif
 #endif

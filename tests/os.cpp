@@ -1,5 +1,6 @@
 // Tests of the native OS back end (POSIX or Windows): each call leaves the protection it promises, seen in
 // /proc/self/maps or through VirtualQuery (support/maps.hpp); failures name the call and carry the system's error.
+#include <member_thunk/detail/arch/stub_tables.hpp>
 #include <member_thunk/detail/os/native.hpp>
 #include <member_thunk/detail/os/per_thread.hpp>
 
@@ -8,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -58,6 +60,121 @@ TEST_CASE("os::reserve, make_writable, make_executable, decommit, unreserve", "[
 	CHECK_FALSE(test::any_mapping_in(reinterpret_cast<std::uintptr_t>(base),
 	                                 reinterpret_cast<std::uintptr_t>(base) + os::region_size()));
 }
+
+TEST_CASE("os::protect gives committed memory no access, read-only or read-write access, never execution", "[os]")
+{
+	const std::size_t page = os::page_size();
+	void* base = nullptr;
+	REQUIRE(os::reserve(os::region_size(), nullptr, base).ok());
+	auto* const bytes = static_cast<unsigned char*>(base);
+	REQUIRE(os::make_writable(bytes, page).ok());
+	bytes[0] = 42;
+	REQUIRE(os::protect(bytes, page, member_thunk::detail::os::access::read).ok());
+	CHECK(test::protection_of(bytes) == "r--");
+	CHECK(bytes[0] == 42);
+	REQUIRE(os::protect(bytes, page, member_thunk::detail::os::access::none).ok());
+	CHECK(test::protection_of(bytes) == "---");
+	REQUIRE(os::protect(bytes, page, member_thunk::detail::os::access::read_write).ok());
+	CHECK(test::protection_of(bytes) == "rw-");
+	CHECK(bytes[0] == 42); // the contents survive every change
+	CHECK(os::unreserve(base, os::region_size()).ok());
+}
+
+TEST_CASE("os::probe_executable leaves the page inaccessible, never writable and executable", "[os]")
+{
+	const std::size_t page = os::page_size();
+	void* base = nullptr;
+	REQUIRE(os::reserve(os::region_size(), nullptr, base).ok());
+	const auto status = os::probe_executable(base, page);
+	CHECK(status.ok()); // this process may make memory executable (hardened.cpp tests a policy that refuses)
+	CHECK_FALSE(status.is_policy_refusal());
+	CHECK(test::protection_of(base) == "---");
+	CHECK(test::writable_executable_mappings().empty());
+	CHECK(os::unreserve(base, os::region_size()).ok());
+}
+
+namespace
+{
+	/// A page-aligned block of the program's read-only data to map again (the stub template is one).
+	const std::byte* template_bytes()
+	{
+		return member_thunk::detail::arch::stubs::template_tables();
+	}
+} // namespace
+
+#if defined(_WIN32)
+TEST_CASE("os::Windows maps no copy of the program's code: map_image_code and map_sealed_copy fail clearly",
+          "[os][windows]")
+{
+	void* base = nullptr;
+	REQUIRE(os::reserve(os::region_size(), nullptr, base).ok());
+	const auto image = os::map_image_code(base, os::page_size(), template_bytes());
+	CHECK_FALSE(image.ok());
+	CHECK(image.error().value() == ERROR_NOT_SUPPORTED);
+	CHECK_THAT(std::string(image.reason()), Catch::Contains("image loader"));
+	const auto sealed = os::map_sealed_copy(base, os::page_size(), template_bytes());
+	CHECK_FALSE(sealed.ok());
+	CHECK(sealed.error().value() == ERROR_NOT_SUPPORTED);
+	CHECK(os::unreserve(base, os::region_size()).ok());
+}
+#else
+TEST_CASE("os::map_image_code maps the program's own bytes read-execute, private, from its file", "[os]")
+{
+	const std::size_t size = member_thunk::detail::arch::stubs::table_size;
+	void* base = nullptr;
+	REQUIRE(os::reserve(2 * size, nullptr, base).ok());
+	const auto status = os::map_image_code(base, size, template_bytes());
+	REQUIRE(status.ok());
+	CHECK(std::memcmp(base, template_bytes(), size) == 0);
+	const auto maps = test::read_maps();
+	const auto* const m = test::find_mapping(maps, base);
+	REQUIRE(m != nullptr);
+	CHECK(m->protection() == "r-x");
+	CHECK_FALSE(m->shared);
+	CHECK(m->name.find('/') == 0); // a file, the program's: prebuilt.cpp checks which
+	// The rest of the reservation is untouched.
+	CHECK(test::protection_in(maps, static_cast<std::byte*>(base) + size) == "---");
+	CHECK(os::unreserve(base, 2 * size).ok());
+}
+
+TEST_CASE("os::map_image_code refuses bytes that no loaded file holds", "[os]")
+{
+	void* base = nullptr;
+	REQUIRE(os::reserve(os::region_size(), nullptr, base).ok());
+	std::vector<std::byte> heap_bytes(os::page_size());
+	const auto status = os::map_image_code(base, os::page_size(), heap_bytes.data());
+	CHECK_FALSE(status.ok());
+	CHECK(std::string(status.call()) == "dl_iterate_phdr");
+	CHECK(test::protection_of(base) == "---");
+	CHECK(os::unreserve(base, os::region_size()).ok());
+}
+
+TEST_CASE("os::map_sealed_copy maps a sealed memfd read-execute, shared, that nothing can make writable", "[os]")
+{
+	const std::size_t size = 2 * member_thunk::detail::arch::stubs::table_size; // the size the library always maps
+	void* base = nullptr;
+	REQUIRE(os::reserve(size, nullptr, base).ok());
+	REQUIRE(os::map_sealed_copy(base, size, template_bytes()).ok());
+	CHECK(std::memcmp(base, template_bytes(), size) == 0);
+	const auto maps = test::read_maps();
+	const auto* const m = test::find_mapping(maps, base);
+	REQUIRE(m != nullptr);
+	CHECK(m->protection() == "r-x");
+	CHECK(m->shared);
+	CHECK(m->name.rfind("/memfd:member_thunk stubs", 0) == 0);
+	// Sealed: the mapping cannot become writable (F_SEAL_WRITE refuses a shared writable mapping).
+	CHECK(os::make_writable(base, os::page_size()).error().value() == EACCES);
+	CHECK(test::protection_of(base) == "r-x");
+	// The memfd is made once per process, for tables of one size.
+	void* other = nullptr;
+	REQUIRE(os::reserve(size, nullptr, other).ok());
+	const auto wrong_size = os::map_sealed_copy(other, size / 2, template_bytes());
+	CHECK_FALSE(wrong_size.ok());
+	CHECK(wrong_size.error().value() == EINVAL);
+	CHECK(os::unreserve(other, size).ok());
+	CHECK(os::unreserve(base, size).ok());
+}
+#endif
 
 TEST_CASE("os::a failure is never ok, even with error code 0", "[os]")
 {

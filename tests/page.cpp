@@ -1,7 +1,9 @@
 // Tests of page: capacity and errors, W^X at each step of its life (seen in /proc/self/maps), traps in unused
-// slots, moves, and that a thunk of a destroyed page can no longer run.
+// slots, moves, and that a thunk of a destroyed page can no longer run. Built twice: with run-time code and with
+// prebuilt stubs (MEMBER_THUNK_NO_RUNTIME_CODE); the tests of written code's jumps run with run-time code only.
 #include <member_thunk/member_thunk.hpp>
 
+#include "support/backend.hpp"
 #include "support/child.hpp"
 #include "support/maps.hpp"
 #include "support/revoked.hpp"
@@ -35,8 +37,20 @@ namespace
 TEST_CASE("page::capacity is the page size over the slot size", "[page]")
 {
 	member_thunk::page p = member_thunk::allocate_page();
-	CHECK(member_thunk::detail::arch::native_encoder::slot_size == 32);
-	CHECK(p.capacity() == test::system_page_size() / member_thunk::detail::arch::native_encoder::slot_size);
+	CHECK(p.prebuilt() == test::prebuilt_build);
+	if (p.prebuilt())
+	{
+		// 16-byte data slots; each 4 KiB chunk starts with 4 header slots that hold no thunk.
+		CHECK(p.slot_size() == 16);
+		CHECK(p.capacity() == test::system_page_size() / 4096 * 252);
+	}
+	else
+	{
+		CHECK(p.slot_size() == 32);
+		CHECK(member_thunk::detail::arch::native_encoder::slot_size == 32);
+		CHECK(p.capacity() == test::system_page_size() / member_thunk::detail::arch::native_encoder::slot_size);
+	}
+	CHECK(p.free_slots() == p.capacity());
 	CHECK(p.size() == 0);
 	CHECK_FALSE(p.full());
 	CHECK_FALSE(p.executable());
@@ -90,23 +104,31 @@ TEST_CASE("page::throws page_executable after mark_executable, which is idempote
 	CHECK(t(nullptr, 2) == 3);
 }
 
-TEST_CASE("page::W^X at every step: rw- while writing, r-x once sealed, revoked once freed", "[page][wx]")
+TEST_CASE("page::W^X at every step: rw- while writing, sealed once marked, revoked once freed", "[page][wx]")
 {
+	// Run-time code: the page is rw- while written, r-x once sealed. Prebuilt stubs: the data page is rw- then r--,
+	// the stubs r-x throughout. Never a mapping both writable and executable.
 	REQUIRE(test::writable_executable_mappings().empty());
 	callback t = nullptr;
+	const void* slot = nullptr;
 	{
 		member_thunk::page p = member_thunk::allocate_page();
 		auto lambda = [](int x) { return x; };
 		t = p.make_thunk<callback>(lambda);
-		CHECK(test::protection_of(code_of(t)) == "rw-");
+		slot = test::slot_of(p, t);
+		CHECK(test::protection_of(slot) == "rw-");
+		CHECK(test::protection_of(code_of(t)) == (p.prebuilt() ? "r-x" : "rw-"));
 		CHECK(test::writable_executable_mappings().empty());
 		p.mark_executable();
+		CHECK(test::protection_of(slot) == test::sealed_protection(p.prebuilt()));
 		CHECK(test::protection_of(code_of(t)) == "r-x");
 		CHECK(test::writable_executable_mappings().empty());
 		CHECK(t(nullptr, 5) == 5);
 	}
-	// Freed: never executable again, kept read-write and trap-filled for reuse (or decommitted).
-	CHECK(test::revocation_of(code_of(t)) == "cached");
+	// Freed: never executable again, kept read-write and trap-filled (or with emptied slots) for reuse.
+	CHECK(test::revocation_of(slot) == "cached");
+	if (test::prebuilt_build)
+		CHECK(test::slot_traps(slot));
 	CHECK(test::writable_executable_mappings().empty());
 }
 
@@ -124,8 +146,21 @@ TEST_CASE("page::a new page is all traps, and unused slots stay traps", "[page]"
 #if defined(MEMBER_THUNK_ARCH_X86_64) || defined(MEMBER_THUNK_ARCH_X86_32)
 	CHECK(code[0] == std::byte{0xF3});
 #elif defined(MEMBER_THUNK_ARCH_AARCH64)
-	CHECK(code[3] == std::byte{0xD5});      // bti c = d503245f, little-endian
+	CHECK(code[3] == std::byte{0xD5}); // bti c = d503245f, little-endian
 #endif
+	if (p.prebuilt())
+	{
+		// The stub's data slot holds the object and the trampoline; every other slot of the page points at the trap.
+		const auto* const data = static_cast<const std::byte*>(test::slot_of(p, t));
+		CHECK(test::read_slot(data).bound == reinterpret_cast<std::uintptr_t>(&a));
+		CHECK_FALSE(test::slot_traps(data));
+		const auto* const page_start = static_cast<const std::byte*>(test::page_of(data));
+		std::size_t empty = 0;
+		for (std::size_t at = 0; at < test::system_page_size(); at += p.slot_size())
+			empty += page_start + at != data && test::slot_traps(page_start + at) ? 1U : 0U;
+		CHECK(empty == test::system_page_size() / p.slot_size() - 1);
+		return;
+	}
 	CHECK(code[member_thunk::detail::arch::native_encoder::slot_size - 1] == traps.back());
 	bool all_traps = true;
 	for (std::size_t i = member_thunk::detail::arch::native_encoder::slot_size;
@@ -140,7 +175,8 @@ TEST_CASE("page::thunks are aligned to their slots and consecutive", "[page]")
 	member_thunk::page p = member_thunk::allocate_page();
 	const auto first = p.make_thunk<callback, &adder::add>(&a);
 	const auto second = p.make_thunk<callback, &adder::add>(&a);
-	constexpr std::size_t slot = member_thunk::detail::arch::native_encoder::slot_size;
+	const std::size_t slot = p.slot_size();
+	CHECK(reinterpret_cast<std::uintptr_t>(first) % slot == 0);
 	CHECK(reinterpret_cast<std::uintptr_t>(first) % member_thunk::detail::arch::native_encoder::slot_alignment == 0);
 	CHECK(reinterpret_cast<std::uintptr_t>(second) - reinterpret_cast<std::uintptr_t>(first) == slot);
 }
@@ -158,10 +194,11 @@ TEST_CASE("page::moving keeps the thunks, and move assignment frees the old page
 
 	member_thunk::page other = member_thunk::allocate_page();
 	const auto tb = other.make_thunk<callback, &adder::add>(&b);
+	const void* const tb_slot = test::slot_of(other, tb);
 	other.mark_executable();
 	CHECK(tb(nullptr, 1) == 21);
 	other = std::move(moved); // the page holding tb is freed here
-	CHECK(test::is_revoked(code_of(tb)));
+	CHECK(test::is_revoked(tb_slot));
 	CHECK(other.executable());
 	CHECK(ta(nullptr, 2) == 12);
 
@@ -172,6 +209,8 @@ TEST_CASE("page::moving keeps the thunks, and move assignment frees the old page
 
 TEST_CASE("page::a call through a thunk of a destroyed page dies at once", "[page][death]")
 {
+	// Run-time code: the page is read-write traps, not executable (SIGSEGV). Prebuilt stubs: the stub still runs, but
+	// its slot now points at the trap (SIGTRAP; EXCEPTION_BREAKPOINT on Windows).
 	const auto result = test::run_in_child([] {
 		adder a{1};
 		callback t = nullptr;
@@ -186,9 +225,12 @@ TEST_CASE("page::a call through a thunk of a destroyed page dies at once", "[pag
 		std::_Exit(4);
 	});
 	CHECK(result.signaled);
-	CHECK(result.signal == SIGSEGV);
+	CHECK(result.signal == test::stale_call_signal(test::prebuilt_build));
 }
 
+// Run-time code only: a prebuilt stub is executable from the start and its slot is written by make_thunk, so a call
+// before mark_executable() runs (the contract still forbids it: the slot is writable until then).
+#if !defined(MEMBER_THUNK_NO_RUNTIME_CODE)
 TEST_CASE("page::a call before mark_executable faults (the page is not executable)", "[page][death]")
 {
 	const auto result = test::run_in_child([] {
@@ -202,6 +244,8 @@ TEST_CASE("page::a call before mark_executable faults (the page is not executabl
 	CHECK(result.signal == SIGSEGV);
 }
 
+// Direct jumps and trampolines skipped are about written code: run-time code only (a prebuilt stub always jumps
+// indirectly to the trampoline itself).
 TEST_CASE("page::thunks jump directly to their targets: the heap reserves its regions near the code", "[page][direct]")
 {
 	adder a{1};
@@ -280,6 +324,22 @@ TEST_CASE("page::a compile-time member thunk skips a trampoline that is one tail
 #endif
 	CHECK(t(nullptr, 4) == 5);
 }
+#else
+TEST_CASE("page::a prebuilt stub jumps to the trampoline itself, whatever the member", "[page]")
+{
+	// The stub's data slot holds the compiled trampoline (which has its landing pad), never what it jumps to.
+	adder a{1};
+	member_thunk::page p = member_thunk::allocate_page();
+	const auto t = p.make_thunk<callback, &adder::add>(&a);
+	p.mark_executable();
+	const auto trampoline = reinterpret_cast<std::uintptr_t>(
+	    &member_thunk::detail::trampolines<int, false,
+	                                       member_thunk::detail::type_list<int>>::member<adder, &adder::add>::call);
+	CHECK(test::read_slot(test::slot_of(p, t)).target == trampoline);
+	CHECK(test::read_slot(test::slot_of(p, t)).bound == reinterpret_cast<std::uintptr_t>(&a));
+	CHECK(t(nullptr, 4) == 5);
+}
+#endif
 
 TEST_CASE("page::sealing is a step of the page's kind: it never goes through the heap that owns the page", "[page]")
 {

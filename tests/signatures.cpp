@@ -1,8 +1,11 @@
 // Thunks called through the returned pointer with many signatures: no arguments after the first up to enough
 // integer and floating-point arguments to spill to the stack, mixed types, structures by value, several return
 // types. Each is made in all three forms (compile-time member, run-time member, callable) and compared with a
-// direct call of the same member.
+// direct call of the same member. Built twice:
+// with run-time code and with prebuilt stubs (MEMBER_THUNK_NO_RUNTIME_CODE).
 #include <member_thunk/member_thunk.hpp>
+
+#include "support/backend.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -75,6 +78,7 @@ namespace
 		auto lambda = [&s](auto... a) { return (s.*Member)(a...); };
 		const Callback callable = p.template make_thunk<Callback>(lambda);
 		p.mark_executable();
+		REQUIRE(p.prebuilt() == test::prebuilt_build);
 		// The first argument is garbage on purpose: the thunk must replace it.
 		const auto garbage = reinterpret_cast<void*>(std::uintptr_t{0xDEAD});
 		CHECK(compile_time(garbage, args...) == expected);

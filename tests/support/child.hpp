@@ -8,7 +8,8 @@
 // again from its start in the child, up to that call (earlier calls return at once without a child): `body` must
 // only depend on what the test case computes deterministically before the call, which holds for every test here.
 // A crash is reported as the signal that stands for it on POSIX (access violation: SIGSEGV, illegal instruction:
-// SIGILL, abort() and std::terminate: SIGABRT), so that one assertion serves both systems.
+// SIGILL, breakpoint: SIGTRAP (test::sigtrap), abort() and std::terminate: SIGABRT), so that one assertion serves both
+// systems.
 #pragma once
 
 #include <csignal>
@@ -27,6 +28,13 @@
 
 namespace test
 {
+	/// SIGTRAP, which Windows lacks: there it is the number a breakpoint exception is reported as.
+#if defined(SIGTRAP)
+	inline constexpr int sigtrap = SIGTRAP;
+#else
+	inline constexpr int sigtrap = 5;
+#endif
+
 	struct child_result
 	{
 		bool exited = false;
@@ -73,6 +81,10 @@ namespace test
 			case EXCEPTION_ILLEGAL_INSTRUCTION:
 				result.signaled = true;
 				result.signal = SIGILL;
+				break;
+			case EXCEPTION_BREAKPOINT: // int3: a call through an emptied prebuilt slot (Windows has no SIGTRAP)
+				result.signaled = true;
+				result.signal = sigtrap;
 				break;
 			case abort_exit_code:
 				result.signaled = true;

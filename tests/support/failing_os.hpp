@@ -38,8 +38,10 @@ namespace test
 		static inline std::array<bool, static_cast<std::size_t>(os_call::count)> fail_always{};
 		static inline std::array<std::size_t, static_cast<std::size_t>(os_call::count)> calls{};
 		static inline int error = ENOMEM;
-		/// When set, every attempt to make memory executable (make_executable, probe_executable, and the stub ways
-		/// that map code) is refused as a W^X policy refuses it (EACCES, a policy refusal), like prctl(PR_SET_MDWE).
+		/// When set, every attempt to make memory executable (make_executable, probe_executable) is refused as a W^X
+		/// policy refuses it (EACCES, a policy refusal), like prctl(PR_SET_MDWE). As under that policy, a new
+		/// read-execute mapping of a file (map_image_code, map_sealed_copy) is still allowed: fail those with
+		/// fail_every() to close them too.
 		static inline bool refuse_execution = false;
 		/// Every reservation made and not yet released (address -> size): the leak oracle. A process-wide mapping
 		/// count would also see the mappings of sanitizer runtimes and allocators; this sees only the heap's.

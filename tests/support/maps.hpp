@@ -56,6 +56,8 @@ namespace test
 		bool read = false;
 		bool write = false;
 		bool execute = false;
+		bool shared = false;       ///< Linux: a shared mapping ("s"); a private one ("p") is copied on write
+		std::uintptr_t offset = 0; ///< Linux: the offset in the mapped file
 		std::string name;
 
 		[[nodiscard]] std::string protection() const
@@ -194,7 +196,11 @@ namespace test
 			m.read = p[0] == 'r';
 			m.write = p[1] == 'w';
 			m.execute = p[2] == 'x';
-			maps_detail::skip_fields(p, line_end, 4); // perms offset device inode
+			m.shared = p[3] == 's';
+			maps_detail::skip_fields(p, line_end, 1); // perms
+			if (!maps_detail::parse_hex(p, line_end, m.offset))
+				throw std::runtime_error("test: unexpected offset in /proc/self/maps");
+			maps_detail::skip_fields(p, line_end, 2); // device inode
 			m.name.assign(p, line_end);
 			result.push_back(std::move(m));
 			p = line_end + 1;

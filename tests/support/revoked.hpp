@@ -1,9 +1,12 @@
 // Test support: whether a freed page is revoked, i.e. no thunk on it can run any more.
 //
 // A freed page is either decommitted (inaccessible, "---") or kept for reuse by the heap's page cache: read-write
-// (never executable) and filled with traps. Either way a stale call faults.
+// (never executable) and filled with traps (run-time code), or with every data slot pointing at the trap (prebuilt
+// stubs). Either way a stale call faults or traps. For prebuilt stubs, pass the address of a data slot
+// (backend.hpp, slot_of): the stubs themselves never change.
 #pragma once
 
+#include "backend.hpp"
 #include "maps.hpp"
 
 #include <member_thunk/detail/arch/encoder.hpp>
@@ -36,15 +39,17 @@ namespace test
 		return reinterpret_cast<const void*>(a - a % size);
 	}
 
-	/// How a freed page was revoked in the snapshot `maps`: "decommitted", "cached" (read-write, all traps), or
-	/// a description of why it is not revoked.
+	/// How a freed page was revoked in the snapshot `maps`: "decommitted", "cached" (read-write, all traps or all
+	/// slots emptied), or a description of why it is not revoked.
 	[[nodiscard]] inline std::string revocation_in(const std::vector<mapping>& maps, const void* address)
 	{
 		const std::string protection = protection_in(maps, address);
 		if (protection == "---")
 			return "decommitted";
 		if (protection == "rw-")
-			return page_holds_traps(page_of(address)) ? "cached" : "read-write but not all traps";
+			return page_holds_traps(page_of(address)) || page_holds_empty_slots(page_of(address))
+			           ? "cached"
+			           : "read-write but not all traps";
 		return "still " + protection;
 	}
 

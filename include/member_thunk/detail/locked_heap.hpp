@@ -141,6 +141,11 @@ namespace member_thunk::detail
 		/// Gives back the regions in which no page is alive and decommits the cached pages. Throws os_error.
 		void compact()
 		{
+			// The calling thread's cache of unique-thunk slots goes back first, so that its slab pages can go too
+			// (other threads' caches keep theirs).
+			if constexpr (Policy::thread_cache)
+				if (cache_type* const cache = this_thread_cache())
+					cache->flush();
 			const std::lock_guard guard(lock_);
 			check();
 			core_.compact();

@@ -24,6 +24,7 @@
 #include "region.hpp"
 #include "region_kind.hpp"
 
+#include <array>
 #include <atomic>
 #include <bitset>
 #include <cstddef>
@@ -109,12 +110,17 @@ namespace member_thunk::detail
 		image_pool
 	};
 
-	/// The process-wide state of the ways: the first one still worth trying, and (for tests) a way to force.
+	/// The process-wide state of the ways: the first one still worth trying, why each closed way was refused (the
+	/// failed call and the OS's reason, static strings, for image_pool_exhausted), and (for tests) a way to force.
 	struct stub_sources
 	{
 		// Process-wide state by design: the ways are the process's, whichever heap tries them.
 		static inline std::atomic<int> first{0};   // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
 		static inline std::atomic<int> forced{-1}; // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
+		// NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables)
+		static inline std::array<std::atomic<const char*>, 4> refused_call{};
+		// NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables)
+		static inline std::array<std::atomic<const char*>, 4> refused_reason{};
 
 		/// Tests: use `way` only (or every way again, in order, with reset()).
 		static void force(stub_source way) noexcept { forced.store(static_cast<int>(way)); }
@@ -122,6 +128,11 @@ namespace member_thunk::detail
 		{
 			forced.store(-1);
 			first.store(0);
+			for (std::size_t i = 0; i < refused_call.size(); ++i)
+			{
+				refused_call[i].store(nullptr);
+				refused_reason[i].store(nullptr);
+			}
 		}
 	};
 
@@ -247,6 +258,20 @@ namespace member_thunk::detail
 		}
 	};
 
+	/// Which pages of the image pool are taken, for the whole process.
+	struct image_pool_state
+	{
+		std::mutex lock;
+		std::bitset<stubs::pool_size / 4096> taken;
+
+		static image_pool_state& instance() noexcept
+		{
+			static image_pool_state the; // trivially destructible but for the mutex, which outlives every heap: never
+			                             // used after main() by the default heap, which is never destroyed
+			return the;
+		}
+	};
+
 	/// The image pool: one page of its data at a time, shared by every heap of the process.
 	template<os::backend Os>
 	struct image_pool_regions : prebuilt_pages<Os>
@@ -314,18 +339,8 @@ namespace member_thunk::detail
 		}
 
 	private:
-		struct pool_state
-		{
-			std::mutex lock;
-			std::bitset<max_pages> taken;
-		};
-
-		static pool_state& state() noexcept
-		{
-			static pool_state the; // trivially destructible but for the mutex, which outlives every heap: never used
-			                       // after main() by the default heap, which is never destroyed
-			return the;
-		}
+		/// One for the process, not one per OS back end: every heap takes pages of the same pool.
+		static image_pool_state& state() noexcept { return image_pool_state::instance(); }
 
 		[[nodiscard]] static std::size_t index_of(const std::byte* page, std::size_t page_size) noexcept
 		{
@@ -341,8 +356,23 @@ namespace member_thunk::detail
 	{
 		const int forced = stub_sources::forced.load();
 		std::string refusals;
-		for (int way = forced >= 0 ? forced : stub_sources::first.load();
-		     way <= static_cast<int>(stub_source::image_pool); ++way)
+		const auto note_refusal = [&refusals](const char* call, const char* reason) {
+			if (call == nullptr)
+				return;
+			refusals += refusals.empty() ? "" : "; ";
+			refusals += call;
+			if (reason != nullptr)
+			{
+				refusals += ": ";
+				refusals += reason;
+			}
+		};
+		const int start = forced >= 0 ? forced : stub_sources::first.load();
+		// The ways closed before, by this call or an earlier one: image_pool_exhausted says why.
+		for (int way = 0; way < start && forced < 0; ++way)
+			note_refusal(stub_sources::refused_call[static_cast<std::size_t>(way)].load(),
+			             stub_sources::refused_reason[static_cast<std::size_t>(way)].load());
+		for (int way = start; way <= static_cast<int>(stub_source::image_pool); ++way)
 		{
 			const auto source = static_cast<stub_source>(way);
 			if (source == stub_source::image_pool)
@@ -359,15 +389,11 @@ namespace member_thunk::detail
 			// A lack of memory says nothing about the way: report it. Anything else closes the way for good.
 			if (status.error() == std::errc::not_enough_memory)
 				throw_os_error("reserve a region of prebuilt thunks", status);
-			refusals += refusals.empty() ? "" : "; ";
-			refusals += status.call();
-			if (status.reason() != nullptr)
-			{
-				refusals += ": ";
-				refusals += status.reason();
-			}
+			note_refusal(status.call(), status.reason());
 			if (forced >= 0)
 				throw_os_error("map prebuilt thunks the way a test forced", status);
+			stub_sources::refused_call[static_cast<std::size_t>(way)].store(status.call());
+			stub_sources::refused_reason[static_cast<std::size_t>(way)].store(status.reason());
 			int expected = way;
 			stub_sources::first.compare_exchange_strong(expected, way + 1);
 		}

@@ -66,16 +66,27 @@ namespace member_thunk::detail
 		/// Takes back the emptied slot of a destroyed unique thunk.
 		void give(Heap& heap, std::byte* slot) noexcept
 		{
+			// Joins the heap's list first, even on a thread that never made a unique thunk: a cache the heap does not
+			// list would neither be subtracted from the statistics nor give its slots back when its thread ends.
+			if (heap_ == nullptr)
+			{
+				heap.adopt_cache(*this);
+				heap_ = &heap;
+			}
 			quarantined_.push(slot);
 			if (quarantined_.size() > quarantine + batch)
-			{
-				if (heap_ == nullptr)
-				{
-					heap.adopt_cache(*this);
-					heap_ = &heap;
-				}
 				heap.drain_cache(quarantined_, batch);
-			}
+			publish();
+		}
+
+		/// Gives every slot it holds back to the heap (compact() on this thread), quarantined ones at the back of the
+		/// heap's own quarantine queue.
+		void flush() noexcept
+		{
+			if (heap_ == nullptr)
+				return;
+			heap_->drain_cache(ready_, ready_.size());
+			heap_->drain_cache(quarantined_, quarantined_.size());
 			publish();
 		}
 
