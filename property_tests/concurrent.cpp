@@ -1,16 +1,21 @@
-// Concurrent property for the default heap in safety modes 3 (one locked heap) and 2 (one heap per thread): random
-// per-thread operation sequences run on 2-4 threads at once, each checked against the thread's own model, while the
-// thunks of one shared sealed page (made before the threads start) are called from every thread and from the main
-// thread. Some pages are handed off: moved to the main thread, which seals, calls and destroys them after the
-// threads have ended (in mode 2 they then belong to the orphanage).
+// Concurrent property for the default heap in safety modes 3 (one locked heap, a cache of unique-thunk slots per
+// thread) and 2 (one heap per thread): random per-thread sequences of operations on pages and unique thunks run on
+// 2-4 threads at once, each checked against the thread's own model, while the thunks of one shared sealed page and
+// some shared unique thunks (made before the threads start) are called from every thread and from the main thread.
+// Some pages and unique thunks are handed off: moved to the main thread, which uses and destroys them after the threads
+// have ended (in mode 2 they then belong to the orphanage).
 //
 // Threads never use RapidCheck (which is not thread-safe): they record what went wrong, and the main thread fails
 // the case with the first message after joining.
 #include <member_thunk/member_thunk.hpp>
 
+#include "checks.hpp"
 #include "family.hpp"
+#include "model.hpp"
+#include "ops.hpp"
+#include "unique.hpp"
+
 #include "support/maps.hpp"
-#include "support/revoked.hpp"
 
 #include <catch2/catch.hpp>
 #include <rapidcheck/catch.h>
@@ -18,13 +23,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
-#include <iomanip>
 #include <latch>
 #include <optional>
-#include <ostream>
 #include <sstream>
 #include <string>
-#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -35,6 +37,10 @@
 
 namespace
 {
+	using prop::failure;
+	using prop::op;
+	using prop::op_kind;
+
 	constexpr int mode = MEMBER_THUNK_DEFAULT_HEAP_SAFETY;
 	constexpr std::size_t max_pages_per_thread = 24;
 
@@ -53,134 +59,48 @@ namespace
 	constexpr std::size_t maps_interval = 1;
 #endif
 
-	enum class kind : std::uint8_t
-	{
-		allocate,
-		make_thunk,
-		fill,
-		mark_executable,
-		call_own,
-		call_shared,
-		destroy,
-		move,
-		compact,
-		hand_off,
-		count
-	};
-
-	/// One operation of a thread. Indices are taken modulo what exists when the operation runs.
-	struct op
-	{
-		kind what = kind::allocate;
-		std::size_t a = 0;
-		std::size_t signature = 0;
-		prop::form how = prop::form::compile_time_member;
-		prop::argument_values args{};
-	};
-
-	[[nodiscard]] const char* name(kind k)
-	{
-		switch (k)
-		{
-		case kind::allocate:
-			return "allocate";
-		case kind::make_thunk:
-			return "make_thunk";
-		case kind::fill:
-			return "fill";
-		case kind::mark_executable:
-			return "mark_executable";
-		case kind::call_own:
-			return "call_own";
-		case kind::call_shared:
-			return "call_shared";
-		case kind::destroy:
-			return "destroy";
-		case kind::move:
-			return "move";
-		case kind::compact:
-			return "compact";
-		case kind::hand_off:
-			return "hand_off";
-		case kind::count:
-			break;
-		}
-		return "?";
-	}
-
-	void showValue(const op& o, std::ostream& os)
-	{
-		os << name(o.what);
-		switch (o.what)
-		{
-		case kind::make_thunk:
-		case kind::fill:
-			os << "(" << o.a << ", " << prop::signature_names.at(o.signature) << ", " << prop::name(o.how) << ")";
-			break;
-		case kind::call_own:
-		case kind::call_shared:
-			os << "(" << o.a << ", ";
-			prop::show_arguments(o.args, os);
-			os << ")";
-			break;
-		case kind::mark_executable:
-		case kind::destroy:
-		case kind::move:
-		case kind::hand_off:
-			os << "(" << o.a << ")";
-			break;
-		default:
-			break;
-		}
-	}
-
+	/// Weighted: more thunks and calls than structural operations.
 	[[nodiscard]] rc::Gen<op> op_gen()
 	{
-		// Weighted: more thunks and calls than structural operations.
-		return rc::gen::exec([] {
-			op o;
-			o.what = *rc::gen::weightedElement<kind>({{2, kind::allocate},
-			                                          {5, kind::make_thunk},
-			                                          {1, kind::fill},
-			                                          {3, kind::mark_executable},
-			                                          {5, kind::call_own},
-			                                          {2, kind::call_shared},
-			                                          {1, kind::destroy},
-			                                          {1, kind::move},
-			                                          {1, kind::compact},
-			                                          {1, kind::hand_off}});
-			o.a = *rc::gen::inRange<std::size_t>(0, 64);
-			if (o.what == kind::make_thunk || o.what == kind::fill)
-			{
-				o.signature = *prop::signature_gen();
-				o.how = *prop::form_gen();
-			}
-			if (o.what == kind::call_own || o.what == kind::call_shared)
-				o.args = *prop::arguments_gen();
-			return o;
-		});
+		return prop::op_gen({{2, op_kind::allocate},
+		                     {5, op_kind::make_thunk},
+		                     {1, op_kind::fill},
+		                     {3, op_kind::mark_executable},
+		                     {5, op_kind::call},
+		                     {2, op_kind::call_shared},
+		                     {1, op_kind::destroy},
+		                     {1, op_kind::move},
+		                     {1, op_kind::move_assign},
+		                     {1, op_kind::compact},
+		                     {1, op_kind::hand_off},
+		                     {3, op_kind::make_unique},
+		                     {3, op_kind::call_unique},
+		                     {2, op_kind::destroy_unique},
+		                     {1, op_kind::move_unique},
+		                     {1, op_kind::move_assign_unique},
+		                     {1, op_kind::hand_off_unique}});
 	}
 
-	struct live_page
+	/// The thunks made before the threads start: read by every thread, never changed while they run.
+	struct shared_thunks
 	{
-		member_thunk::page page;
-		prop::page_model model;
+		std::vector<prop::thunk_model> model; // the page's thunks, then the unique thunks
 		std::vector<std::uintptr_t> thunks;
+
+		[[nodiscard]] failure call(std::size_t a, const prop::argument_values& args) const
+		{
+			const std::size_t t = a % thunks.size();
+			return prop::call_failure(model[t], thunks[t], args);
+		}
 	};
 
-	/// The shared sealed page: read by every thread, never changed while they run.
-	struct shared_page
-	{
-		std::vector<prop::thunk_model> model;
-		std::vector<std::uintptr_t> thunks;
-	};
-
-	/// What a thread leaves behind. Members are destroyed in reverse order: the handed-off pages before the objects
-	/// they are bound to.
+	/// What a thread leaves behind. Members are destroyed in reverse order: the handed-off pages and unique thunks
+	/// before the objects they are bound to.
 	struct thread_result
 	{
 		prop::object_store objects;
-		std::vector<live_page> handed_off;
+		std::vector<prop::live_page> handed_off;
+		std::vector<prop::live_unique> handed_off_uniques;
 		std::string failure; // empty when everything held
 		std::size_t ops_done = 0;
 	};
@@ -189,20 +109,7 @@ namespace
 	{
 		std::ostringstream os;
 		os << "op " << index << " ";
-		showValue(o, os);
-		return os.str();
-	}
-
-	[[nodiscard]] std::optional<std::string> check_call(const prop::thunk_model& t, std::uintptr_t address,
-	                                                    const prop::argument_values& args)
-	{
-		const double actual = prop::invoke(t.signature, address, args);
-		const double expected = prop::expected(t.signature, t.how, t.object, args);
-		if (actual == expected)
-			return std::nullopt;
-		std::ostringstream os;
-		os << std::setprecision(17) << "thunk " << prop::signature_names.at(t.signature) << " " << prop::name(t.how)
-		   << " of object " << t.object << " returned " << actual << ", expected " << expected;
+		prop::showValue(o, os);
 		return os.str();
 	}
 
@@ -210,8 +117,8 @@ namespace
 	class worker
 	{
 	public:
-		worker(std::size_t index, const shared_page& shared, thread_result& out) :
-		    shared_(shared), out_(out), next_object_(static_cast<long>(index + 1) * 100'000)
+		worker(std::size_t index, const shared_thunks& shared, thread_result& out) :
+		    shared_(shared), out_(out), set_(out.objects, static_cast<long>(index + 1) * 100'000, max_pages_per_thread)
 		{
 		}
 
@@ -233,195 +140,133 @@ namespace
 				}
 				out_.ops_done = i + 1;
 			}
-			// In mode 2 a page must die on its thread unless handed off: destroy them here, explicitly.
-			pages_.clear();
+			// In mode 2 what was not handed off must die on its thread: destroy it here, explicitly.
+			set_.clear();
 		}
 
 	private:
-		using failure = std::optional<std::string>;
-
 		failure apply(const op& o)
 		{
+			prop::default_heap_functions heap;
+			const std::size_t pages_before = set_.pages().size();
+			const prop::step done = set_.run(heap, o);
+			if (done.ran)
+			{
+				if (done.problem)
+					return done.problem;
+				for (std::size_t i = pages_before; i < set_.pages().size(); ++i)
+					if (set_.pages()[i].model.kind != prop::build_kind)
+						return std::string("the default heap handed out a page of ") +
+						       prop::name(set_.pages()[i].model.kind);
+				if (auto problem = check_revoked(done.page))
+					return problem;
+				// A unique thunk this thread destroyed waits in this thread's quarantine (mode 3: its cache; mode 2:
+				// its heap), so no other thread writes its slot, and its page stays in the slab.
+				if (done.unique.slot != nullptr &&
+				    test::slot_target(done.unique.slot) != member_thunk::detail::arch::stubs::trap_target())
+					return std::string("a destroyed unique thunk's data slot does not point at the trap");
+				return std::nullopt;
+			}
 			switch (o.what)
 			{
-			case kind::allocate:
-				if (pages_.size() < max_pages_per_thread)
-					pages_.push_back({member_thunk::allocate_page(), {}, {}});
+			case op_kind::call_shared:
+				return shared_.call(o.a, o.args);
+			case op_kind::hand_off:
+				if (!set_.pages().empty())
+					out_.handed_off.push_back(set_.take_page(o.a));
 				return std::nullopt;
-			case kind::make_thunk:
-				return pages_.empty() ? std::nullopt : make_thunk(pages_[o.a % pages_.size()], o);
-			case kind::fill:
-				return pages_.empty() ? std::nullopt : fill(pages_[o.a % pages_.size()], o);
-			case kind::mark_executable:
-				if (!pages_.empty())
-				{
-					auto& p = pages_[o.a % pages_.size()];
-					p.page.mark_executable();
-					p.model.executable = true;
-				}
+			case op_kind::hand_off_unique:
+				if (!set_.uniques().empty())
+					out_.handed_off_uniques.push_back(set_.take_unique(o.a));
 				return std::nullopt;
-			case kind::call_own:
-				return call_own(o);
-			case kind::call_shared: {
-				const std::size_t t = o.a % shared_.thunks.size();
-				return check_call(shared_.model[t], shared_.thunks[t], o.args);
-			}
-			case kind::destroy:
-				return destroy(o.a);
-			case kind::move:
-				if (!pages_.empty())
-				{
-					const std::size_t i = o.a % pages_.size();
-					live_page moved{member_thunk::page(std::move(pages_[i].page)), std::move(pages_[i].model),
-					                std::move(pages_[i].thunks)};
-					pages_.erase(pages_.begin() + static_cast<std::ptrdiff_t>(i));
-					pages_.push_back(std::move(moved));
-				}
-				return std::nullopt;
-			case kind::compact:
-				member_thunk::compact();
-				return std::nullopt;
-			case kind::hand_off:
-				if (!pages_.empty())
-				{
-					const std::size_t i = o.a % pages_.size();
-					out_.handed_off.push_back(std::move(pages_[i]));
-					pages_.erase(pages_.begin() + static_cast<std::ptrdiff_t>(i));
-				}
-				return std::nullopt;
-			case kind::count:
-				break;
-			}
-			return "unknown operation";
-		}
-
-		failure make_thunk(live_page& p, const op& o)
-		{
-			const auto expected = prop::predict(p.model, o.how);
-			try
-			{
-				const long id = next_object_++;
-				const std::uintptr_t address = prop::make_thunk(p.page, o.signature, o.how, id, out_.objects);
-				if (expected != prop::outcome::made)
-					return std::string("make_thunk succeeded where the model expected it to throw");
-				p.thunks.push_back(address);
-				prop::add_thunk(p.model, o.signature, o.how, id);
-			}
-			catch (const member_thunk::page_full&)
-			{
-				if (expected != prop::outcome::page_full)
-					return std::string("unexpected page_full");
-			}
-			catch (const member_thunk::page_executable&)
-			{
-				if (expected != prop::outcome::page_executable)
-					return std::string("unexpected page_executable");
-			}
-			return std::nullopt;
-		}
-
-		/// Thunks like `o` until the page is full or sealed, and one more that must throw.
-		failure fill(live_page& p, const op& o)
-		{
-			for (;;)
-			{
-				const auto before = prop::predict(p.model, o.how);
-				if (auto problem = make_thunk(p, o))
-					return problem;
-				if (before != prop::outcome::made)
-					return std::nullopt;
+			default:
+				return "an operation this property does not generate";
 			}
 		}
 
-		failure call_own(const op& o)
+		/// In mode 2 nobody else can reuse this thread's pages, so a destroyed page must be revoked now. In mode 3
+		/// another thread may already have taken it again.
+		static failure check_revoked(const std::optional<prop::freed_page>& freed)
 		{
-			std::vector<std::pair<std::size_t, std::size_t>> callable;
-			for (std::size_t p = 0; p < pages_.size(); ++p)
-				if (pages_[p].model.executable)
-					for (std::size_t t = 0; t < pages_[p].thunks.size(); ++t)
-						callable.emplace_back(p, t);
-			if (callable.empty())
-				return std::nullopt;
-			const auto [p, t] = callable[o.a % callable.size()];
-			return check_call(pages_[p].model.thunks[t], pages_[p].thunks[t], o.args);
-		}
-
-		failure destroy(std::size_t a)
-		{
-			if (pages_.empty())
-				return std::nullopt;
-			const std::size_t i = a % pages_.size();
-			// 0: the page has no thunk, so nothing is known of its address. (Not an optional: GCC 12 at -O3 warns
-			// that its value may be used uninitialised.)
-			const std::uintptr_t address = pages_[i].thunks.empty() ? 0 : pages_[i].thunks.front();
-			{
-				const live_page doomed = std::move(pages_[i]);
-				pages_.erase(pages_.begin() + static_cast<std::ptrdiff_t>(i));
-			}
-			// In mode 2 nobody else can reuse this thread's pages, so the page must be revoked now. In mode 3
-			// another thread may already have taken it again.
 			if constexpr (mode == 2)
-				if (address != 0)
-				{
-					const auto how = test::revocation_of(reinterpret_cast<const void*>(address));
-					if (how != "decommitted" && how != "cached")
-						return "a destroyed page is " + how;
-				}
+				if (freed)
+					return prop::check_revoked(test::read_maps(), freed->kind, freed->address);
 			return std::nullopt;
 		}
 
 		/// What must hold after every operation (`with_maps`: including what /proc/self/maps says).
-		failure check(bool with_maps) const
+		[[nodiscard]] failure check(bool with_maps) const
 		{
-			if (!member_thunk::detail::default_heap().is_valid())
-				return std::string("the default heap is not valid");
+			if (auto broken = prop::violation(member_thunk::detail::default_heap().first_violation()))
+				return broken;
 			if constexpr (mode == 2)
 			{
-				// This thread's heap holds exactly its pages, the handed-off ones included until the thread ends.
-				const auto live = member_thunk::detail::default_heap().statistics().live_pages;
-				if (live != pages_.size() + out_.handed_off.size())
-					return "the thread's heap has " + std::to_string(live) + " live pages, the model " +
-					       std::to_string(pages_.size() + out_.handed_off.size());
+				// This thread's heap holds exactly its pages and unique thunks, the handed-off ones included until
+				// the thread ends.
+				if (auto wrong = prop::check_counts(member_thunk::detail::default_heap().statistics(),
+				                                    set_.pages().size() + out_.handed_off.size(),
+				                                    set_.uniques().size() + out_.handed_off_uniques.size()))
+					return wrong;
 			}
 			if (!with_maps)
 				return std::nullopt;
 			const auto maps = test::read_maps();
-			if (const auto wx = test::writable_executable_in(maps); !wx.empty())
-				return "a mapping is writable and executable: " + test::describe(wx.front());
-			for (const auto& p : pages_)
-			{
-				if (p.page.size() != p.model.thunks.size() || p.page.executable() != p.model.executable ||
-				    p.page.full() != (p.model.slots == prop::slots_per_page()))
-					return std::string("a page's observers disagree with the model");
-				if (!p.thunks.empty())
-				{
-					const std::string protection =
-					    test::protection_in(maps, reinterpret_cast<const void*>(p.thunks.front()));
-					if (protection != (p.model.executable ? "r-x" : "rw-"))
-						return "a page is " + protection;
-				}
-			}
-			return std::nullopt;
+			if (auto wx = prop::check_wx(maps))
+				return wx;
+			return set_.check(maps);
 		}
 
-		const shared_page& shared_;
+		const shared_thunks& shared_;
 		thread_result& out_;
-		std::vector<live_page> pages_;
-		long next_object_;
+		prop::live_set set_;
 	};
 
-	void check_all_calls(const std::vector<prop::thunk_model>& model, const std::vector<std::uintptr_t>& thunks,
-	                     const prop::argument_values& args)
+	void require(const failure& f)
 	{
-		for (std::size_t t = 0; t < thunks.size(); ++t)
-			if (const auto failure = check_call(model[t], thunks[t], args))
-				RC_FAIL(*failure);
+		if (f)
+			RC_FAIL(*f);
+	}
+
+	/// Pages and unique thunks handed off by the threads, checked, used and destroyed by the main thread.
+	void finish_handed_off(std::vector<thread_result>& results, const prop::argument_values& args)
+	{
+		const auto maps = test::read_maps();
+		for (auto& r : results)
+		{
+			for (auto& p : r.handed_off)
+			{
+				require(prop::check_page(maps, p.page, p.model, p.thunks));
+				p.page.mark_executable();
+				p.model.executable = true;
+				for (std::size_t t = 0; t < p.thunks.size(); ++t)
+					require(prop::call_failure(p.model.thunks[t], p.thunks[t], args));
+			}
+			for (const auto& u : r.handed_off_uniques)
+			{
+				require(prop::check_unique(maps, u.thunk, u.address, u.slot));
+				require(prop::call_failure(u.model, u.address, args));
+			}
+		}
+		require(prop::check_wx(test::read_maps()));
+		for (auto& r : results)
+		{
+			r.handed_off.clear();
+			while (!r.handed_off_uniques.empty())
+			{
+				const std::byte* const slot = r.handed_off_uniques.back().slot;
+				r.handed_off_uniques.pop_back();
+				// Mode 2: the orphanage gives a slab page back with its last unique thunk, and its region with its
+				// last page or unique thunk.
+				require(prop::check_revoked_slot(test::read_maps(), slot, mode == 2));
+			}
+		}
 	}
 } // namespace
 
-TEST_CASE("property: concurrent page operations agree with per-thread models", "[property][concurrent]")
+TEST_CASE("property: concurrent operations on pages and unique thunks agree with per-thread models",
+          "[property][concurrent]")
 {
-	INFO("default heap, safety " << mode);
+	INFO("default heap, safety " << mode << ", pages of " << prop::name(prop::build_kind));
 	rc::prop(std::string("concurrent, default heap, safety ") + std::to_string(mode), [] {
 		const auto thread_count = *rc::gen::inRange<std::size_t>(2, 5);
 		const auto plans = *rc::gen::container<std::vector<std::vector<op>>>(
@@ -429,25 +274,37 @@ TEST_CASE("property: concurrent page operations agree with per-thread models", "
 		const auto shared_forms =
 		    *rc::gen::nonEmpty(rc::gen::container<std::vector<std::pair<std::size_t, prop::form>>>(
 		        rc::gen::pair(prop::signature_gen(), prop::form_gen())));
+		const auto shared_unique_forms =
+		    *rc::gen::nonEmpty(rc::gen::container<std::vector<std::pair<std::size_t, prop::form>>>(
+		        rc::gen::pair(prop::signature_gen(), prop::form_gen())));
 		const auto main_calls = *rc::gen::container<std::vector<std::pair<std::size_t, prop::argument_values>>>(
 		    rc::gen::pair(rc::gen::inRange<std::size_t>(0, 64), prop::arguments_gen()));
 		const auto final_args = *prop::arguments_gen();
 
-		// The shared page, made and sealed before any thread starts.
+		// The shared page and unique thunks, made (and the page sealed) before any thread starts.
 		prop::object_store shared_objects;
-		shared_page shared;
+		shared_thunks shared;
 		std::optional<member_thunk::page> shared_handle(member_thunk::allocate_page());
 		prop::page_model shared_model;
 		for (const auto& [signature, how] : shared_forms)
 		{
 			if (prop::predict(shared_model, how) != prop::outcome::made)
 				break;
-			const long id = static_cast<long>(shared_model.thunks.size()) + 1;
+			const long id = static_cast<long>(shared.thunks.size()) + 1;
 			shared.thunks.push_back(prop::make_thunk(*shared_handle, signature, how, id, shared_objects));
 			prop::add_thunk(shared_model, signature, how, id);
+			shared.model.push_back({signature, how, id});
 		}
-		shared.model = shared_model.thunks;
 		shared_handle->mark_executable();
+		std::vector<prop::any_unique> shared_uniques;
+		for (const auto& [signature, how] : shared_unique_forms)
+		{
+			prop::default_heap_functions heap;
+			const long id = static_cast<long>(shared.thunks.size()) + 1;
+			shared_uniques.push_back(prop::make_unique(heap, signature, how, id, shared_objects));
+			shared.thunks.push_back(prop::address_of(shared_uniques.back()));
+			shared.model.push_back({signature, how, id});
+		}
 
 		std::vector<thread_result> results(thread_count);
 		{
@@ -458,11 +315,10 @@ TEST_CASE("property: concurrent page operations agree with per-thread models", "
 				threads.emplace_back([&, i] { worker(i, shared, results[i]).run(plans[i], start); });
 			// The main thread calls the shared thunks too while the workers run.
 			start.arrive_and_wait();
-			std::optional<std::string> main_failure;
+			failure main_failure;
 			for (const auto& [t, args] : main_calls)
 				if (!main_failure)
-					main_failure = check_call(shared.model[t % shared.thunks.size()],
-					                          shared.thunks[t % shared.thunks.size()], args);
+					main_failure = shared.call(t, args);
 			for (auto& t : threads)
 				t.join();
 			if (main_failure)
@@ -472,45 +328,43 @@ TEST_CASE("property: concurrent page operations agree with per-thread models", "
 			if (!results[i].failure.empty())
 				RC_FAIL("thread " + std::to_string(i) + ", " + results[i].failure);
 
-		// The threads are gone; their handed-off pages are all that is left of them (in mode 2, in the orphanage).
+		// The threads are gone; what they handed off is all that is left of them (in mode 2, in the orphanage).
 		std::size_t handed_off = 0;
+		std::size_t handed_off_uniques = 0;
 		for (const auto& r : results)
+		{
 			handed_off += r.handed_off.size();
+			handed_off_uniques += r.handed_off_uniques.size();
+		}
+		const auto& heap = member_thunk::detail::default_heap();
 #if MEMBER_THUNK_DEFAULT_HEAP_SAFETY == 2
 		const auto& orphanage = member_thunk::detail::orphanage<member_thunk::detail::os::native>::instance();
-		RC_ASSERT(orphanage.is_valid());
-		RC_ASSERT(orphanage.statistics().live_pages == handed_off);
-		RC_ASSERT(member_thunk::detail::default_heap().statistics().live_pages == 1u); // the shared page
+		require(prop::violation(orphanage.first_violation()));
+		require(prop::check_counts(orphanage.statistics(), handed_off, handed_off_uniques));
+		require(prop::check_counts(heap.statistics(), 1, shared_uniques.size()));
 #else
-		RC_ASSERT(member_thunk::detail::default_heap().statistics().live_pages == handed_off + 1);
+		require(prop::check_counts(heap.statistics(), handed_off + 1, handed_off_uniques + shared_uniques.size()));
 #endif
 		// They still work, can still be sealed, and die here.
-		for (auto& r : results)
-			for (auto& p : r.handed_off)
-			{
-				RC_ASSERT(p.page.size() == p.model.thunks.size());
-				RC_ASSERT(p.page.executable() == p.model.executable);
-				p.page.mark_executable();
-				check_all_calls(p.model.thunks, p.thunks, final_args);
-				if (!p.thunks.empty())
-					RC_ASSERT(test::protection_of(reinterpret_cast<const void*>(p.thunks.front())) ==
-					          std::string("r-x"));
-			}
-		check_all_calls(shared.model, shared.thunks, final_args);
-		RC_ASSERT(test::writable_executable_mappings().empty());
-		for (auto& r : results)
-			r.handed_off.clear();
+		finish_handed_off(results, final_args);
+		for (std::size_t t = 0; t < shared.thunks.size(); ++t)
+			require(prop::call_failure(shared.model[t], shared.thunks[t], final_args));
+		shared_uniques.clear();
 		shared_handle.reset();
 		RC_ASSERT(test::writable_executable_mappings().empty());
 
-		RC_ASSERT(member_thunk::detail::default_heap().is_valid());
-		RC_ASSERT(member_thunk::detail::default_heap().statistics().live_pages == 0u);
+		// Everything is gone. compact() gives back every region but those of the slab pages holding slots still in
+		// quarantine (the main thread's, in its heap or cache).
+		require(prop::violation(heap.first_violation()));
+		require(prop::check_counts(heap.statistics(), 0, 0));
 		member_thunk::compact();
-		RC_ASSERT(member_thunk::detail::default_heap().statistics().regions == 0u);
+		const auto stats = heap.statistics();
+		RC_ASSERT(stats.regions <= stats.slab_pages);
+		RC_ASSERT(stats.committed_bytes == stats.slab_pages * member_thunk::detail::os::native::page_size());
 #if MEMBER_THUNK_DEFAULT_HEAP_SAFETY == 2
-		// The orphanage releases a region with its last page: nothing is left of the threads' heaps.
-		RC_ASSERT(orphanage.is_valid());
-		RC_ASSERT(orphanage.statistics().live_pages == 0u);
+		// The orphanage releases a region with its last page or unique thunk: nothing is left of the threads' heaps.
+		require(prop::violation(orphanage.first_violation()));
+		require(prop::check_counts(orphanage.statistics(), 0, 0));
 		RC_ASSERT(orphanage.statistics().regions == 0u);
 #endif
 	});

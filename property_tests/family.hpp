@@ -7,7 +7,6 @@
 // model compute bit-identical results whatever the compiler does (inlining, FMA contraction).
 #pragma once
 
-#include <member_thunk/detail/os/native.hpp>
 #include <member_thunk/exception.hpp>
 #include <member_thunk/page.hpp>
 
@@ -17,9 +16,12 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <iomanip>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <ostream>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -245,15 +247,6 @@ namespace prop
 	{
 	};
 
-	/// Slots of a page a thunk of this form takes: one for its code, plus its object and member pointer for a
-	/// run-time member (the same size for every member pointer of the family).
-	[[nodiscard]] constexpr std::size_t slots_for(form f) noexcept
-	{
-		constexpr std::size_t slot = member_thunk::detail::arch::native_encoder::slot_size;
-		constexpr std::size_t data = sizeof(void*) + sizeof(long(target<long>::*)());
-		return is_run_time(f) ? 1 + (data + slot - 1) / slot : 1;
-	}
-
 	[[nodiscard]] inline double expected(std::size_t signature, form f, long id, const argument_values& values)
 	{
 		return with_signature(signature, [&]<class Sig>(std::type_identity<Sig>) {
@@ -318,8 +311,7 @@ namespace prop
 		});
 	}
 
-	// ---- Model of one page ---------------------------------------------------------------------------------------
-
+	/// What the model knows of one thunk: what it must return when called.
 	struct thunk_model
 	{
 		std::size_t signature = 0;
@@ -327,40 +319,19 @@ namespace prop
 		long object = 0; // the bound object's id
 	};
 
-	struct page_model
+	/// Calls the thunk at `address` with `values`; a description of what went wrong if it did not return what its
+	/// target computes.
+	[[nodiscard]] inline std::optional<std::string> call_failure(const thunk_model& t, std::uintptr_t address,
+	                                                             const argument_values& values)
 	{
-		std::vector<thunk_model> thunks;
-		std::size_t slots = 0; // code and data slots in use
-		bool executable = false;
-	};
-
-	/// What make_thunk must do.
-	enum class outcome
-	{
-		made,
-		page_full,
-		page_executable
-	};
-
-	/// The slots of one page (its capacity()).
-	[[nodiscard]] inline std::size_t slots_per_page()
-	{
-		return member_thunk::detail::os::native::page_size() / member_thunk::detail::arch::native_encoder::slot_size;
-	}
-
-	[[nodiscard]] inline outcome predict(const page_model& p, form how)
-	{
-		if (p.executable)
-			return outcome::page_executable;
-		if (slots_per_page() - p.slots < slots_for(how))
-			return outcome::page_full;
-		return outcome::made;
-	}
-
-	inline void add_thunk(page_model& p, std::size_t signature, form how, long object)
-	{
-		p.thunks.push_back({signature, how, object});
-		p.slots += slots_for(how);
+		const double actual = invoke(t.signature, address, values);
+		const double wanted = expected(t.signature, t.how, t.object, values);
+		if (actual == wanted)
+			return std::nullopt;
+		std::ostringstream os;
+		os << std::setprecision(17) << "thunk " << signature_names.at(t.signature) << " " << name(t.how)
+		   << " of object " << t.object << " returned " << actual << ", expected " << wanted;
+		return os.str();
 	}
 
 	// Generators.

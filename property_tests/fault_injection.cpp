@@ -1,26 +1,46 @@
-// Fault-injection property: random sequences of page operations on a heap<null_lock, test::failing_os>, with OS
-// failures injected at random points (which call fails, how many calls from now, with which errno).
+// Fault-injection property: random sequences of operations on pages and unique thunks of a
+// heap<null_lock, test::failing_os>, with OS failures injected at random points (which call fails, how many calls from
+// now, with which errno), and a W^X policy that comes into force (or is lifted) at random points.
 //
 // Required, step by step:
 //   - an operation during which an injected failure fired throws member_thunk::os_error carrying the injected errno
-//     and naming the injected call ("injected <call>"); an operation during which none fired does not throw;
-//   - except in a destructor (destroying or move-assigning over a page): it never throws, and a failed decommit
-//     leaves the page read-write and trap-filled, never executable; no revoked page is ever executable again unless
-//     a newer live page took its place;
-//   - the heap's invariants hold, its statistics agree with the live pages, no mapping is writable and executable,
-//     every page has the protection its state says, and every call of a thunk returns what its target computes;
-// and at the end, once every page is gone, faults are off and the heap is compacted: every reservation that
-// succeeded was released, and the process's mapping count is back to what it was before the heap was created (not
-// checked under AddressSanitizer or ThreadSanitizer, whose allocators map memory as they go).
+//     and naming the injected call ("injected <call>"); an operation during which none fired does not throw. Except:
+//     a failure that closes a way of getting prebuilt stubs (other than a lack of memory) makes the heap try the next
+//     way; a failed decommit of a cached page on the way to another is retried later; placement keeps a reservation
+//     it could not give back; and image_pool_exhausted once every way is closed and the image pool is full;
+//   - the W^X policy: allocate_page and make_unique_thunk never throw for it (the heap switches to prebuilt stubs when
+//     a probe is refused, and for good); sealing a page of run-time code throws os_error naming the refused call and
+//     leaves the page writable, and the next allocation is prebuilt; while no policy was ever in force, every page is
+//     run-time code;
+//   - in a destructor (destroying or move-assigning over a page or a unique thunk): nothing is thrown, a failed
+//     revocation step leaves the page decommitted, a failed decommit leaves it cached (read-write, traps), and a
+//     destroyed unique thunk's slot points at the trap; no revoked page can run a thunk again unless a newer live
+//     page (or unique thunk) took its place;
+//   - the heap's invariants hold, its statistics agree with what is alive, no mapping is writable and executable,
+//     every page has the protection and layout its state says, every call of a thunk returns what its target
+//     computes, and a new unique thunk never takes the slot of one of the last MEMBER_THUNK_UNIQUE_QUARANTINE
+//     destroyed;
+// and at the end, once faults are off, every page is sealed and called, everything is destroyed and the heap
+// compacted: only slab pages holding slots in quarantine keep a region, and once the heap is gone every reservation
+// that succeeded was released and the process's mapping count is back to what it was (not checked under
+// AddressSanitizer or ThreadSanitizer, whose allocators map memory as they go).
 //
-// One combination is excluded: a failed decommit whose read-write fallback (a commit) fails too. Nothing safe is
-// left then and the process ends on purpose; tests/fault.cpp checks that in a forked child.
+// One combination is excluded: a failed revocation step (make_writable or protect) followed by a failed decommit of
+// the same page. Nothing safe is left then and the process ends on purpose; tests/fault.cpp checks that in a forked
+// child.
 #include <member_thunk/member_thunk.hpp>
 
+#include "checks.hpp"
 #include "family.hpp"
+#include "model.hpp"
+#include "ops.hpp"
+#include "unique.hpp"
+
 #include "support/failing_os.hpp"
 #include "support/maps.hpp"
 #include "support/revoked.hpp"
+
+#include <member_thunk/detail/prebuilt_regions.hpp>
 
 #include <catch2/catch.hpp>
 #include <rapidcheck/catch.h>
@@ -30,10 +50,8 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
+#include <initializer_list>
 #include <optional>
-#include <ostream>
-#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -41,10 +59,11 @@
 namespace
 {
 	/// test::failing_os, also keeping the list of reservations that succeeded and were not released yet, so that the
-	/// leak check can name any left behind.
+	/// leak check can name any left behind, and the ranges released since the runner last looked.
 	struct recording_os : test::failing_os
 	{
 		static inline std::vector<std::uintptr_t> held;
+		static inline std::vector<std::pair<std::uintptr_t, std::size_t>> released;
 
 		static result reserve(std::size_t size, void* preferred, void*& out) noexcept
 		{
@@ -58,16 +77,26 @@ namespace
 		{
 			const auto status = failing_os::unreserve(address, size);
 			if (status.ok())
+			{
 				std::erase(held, reinterpret_cast<std::uintptr_t>(address));
+				released.emplace_back(reinterpret_cast<std::uintptr_t>(address), size);
+			}
 			return status;
 		}
 
-		static void reset() noexcept { held.clear(); }
+		static void reset() noexcept
+		{
+			held.clear();
+			released.clear();
+		}
 	};
 
 	static_assert(member_thunk::detail::os::backend<recording_os>);
 
 	using faulty_heap = member_thunk::heap<member_thunk::null_lock, recording_os>;
+	using pool = member_thunk::detail::image_pool_regions<recording_os>;
+	using member_thunk::detail::stub_source;
+	using member_thunk::detail::stub_sources;
 
 	// A sanitizer's allocator (AddressSanitizer's, ThreadSanitizer's) maps memory on its own as the process runs, so
 	// the process's mapping count moves for reasons that have nothing to do with the heap: under one, the leak check
@@ -85,442 +114,394 @@ namespace
 	constexpr bool exact_mapping_count = true;
 #endif
 
+	using prop::failure;
+	using prop::op;
+	using prop::op_kind;
 	using test::os_call;
 	using test::os_faults;
 
 	constexpr std::size_t call_kinds = static_cast<std::size_t>(os_call::count);
 	constexpr std::size_t max_pages = 40;
 
-	/// The name failing_os gives each call ("injected <name>").
-	constexpr std::array<const char*, call_kinds> call_names{
-	    "reserve",   "make_writable", "make_executable",  "flush",          "set_call_targets", "decommit",
-	    "unreserve", "protect",       "probe_executable", "map_image_code", "map_sealed_copy"};
-
-	enum class kind : std::uint8_t
-	{
-		allocate,
-		make_thunk,
-		mark_executable,
-		call,
-		destroy,
-		destroy_all,
-		move,
-		move_assign,
-		compact,
-		inject,
-		count
-	};
-
-	/// One step. Indices are taken modulo what exists when it runs.
-	struct op
-	{
-		kind what = kind::allocate;
-		std::size_t a = 0;
-		std::size_t b = 0;
-		std::size_t signature = 0;
-		prop::form how = prop::form::compile_time_member;
-		prop::argument_values args{};
-		os_call call = os_call::reserve; // inject: which call fails,
-		int nth = 1;                     // the how-many-th from now,
-		int error = ENOMEM;              // with which errno
-	};
-
-	/// An allocation takes one to four pages, so that sequences reach more than one region.
-	[[nodiscard]] std::size_t pages_to_allocate(const op& o)
-	{
-		return 1 + o.b % 4;
-	}
-
-	void showValue(const op& o, std::ostream& os)
-	{
-		switch (o.what)
-		{
-		case kind::allocate:
-			os << "allocate(" << pages_to_allocate(o) << ")";
-			break;
-		case kind::make_thunk:
-			os << "make_thunk(" << o.a << ", " << prop::signature_names.at(o.signature) << ", " << prop::name(o.how)
-			   << ")";
-			break;
-		case kind::mark_executable:
-			os << "mark_executable(" << o.a << ")";
-			break;
-		case kind::call:
-			os << "call(" << o.a << ", ";
-			prop::show_arguments(o.args, os);
-			os << ")";
-			break;
-		case kind::destroy:
-			os << "destroy(" << o.a << ")";
-			break;
-		case kind::destroy_all:
-			os << "destroy_all";
-			break;
-		case kind::move:
-			os << "move(" << o.a << ")";
-			break;
-		case kind::move_assign:
-			os << "move_assign(" << o.a << " over " << o.b << ")";
-			break;
-		case kind::compact:
-			os << "compact";
-			break;
-		case kind::inject:
-			os << "inject(" << call_names.at(static_cast<std::size_t>(o.call)) << " fails at call " << o.nth
-			   << " from now, errno " << o.error << ")";
-			break;
-		case kind::count:
-			break;
-		}
-	}
-
 	[[nodiscard]] rc::Gen<op> op_gen()
 	{
-		return rc::gen::exec([] {
-			op o;
-			o.what = *rc::gen::weightedElement<kind>({{3, kind::allocate},
-			                                          {5, kind::make_thunk},
-			                                          {3, kind::mark_executable},
-			                                          {5, kind::call},
-			                                          {3, kind::destroy},
-			                                          {1, kind::destroy_all},
-			                                          {1, kind::move},
-			                                          {1, kind::move_assign},
-			                                          {3, kind::compact},
-			                                          {4, kind::inject}});
-			o.a = *rc::gen::inRange<std::size_t>(0, 64);
-			o.b = *rc::gen::inRange<std::size_t>(0, 64);
-			switch (o.what)
-			{
-			case kind::make_thunk:
-				o.signature = *prop::signature_gen();
-				o.how = *prop::form_gen();
-				break;
-			case kind::call:
-				o.args = *prop::arguments_gen();
-				break;
-			case kind::inject:
-				o.call = static_cast<os_call>(*rc::gen::inRange<std::size_t>(0, call_kinds));
-				o.nth = *rc::gen::inRange(1, 5);
-				o.error = *rc::gen::element(ENOMEM, EACCES, EPERM, EAGAIN, EINVAL, EFAULT);
-				break;
-			default:
-				break;
-			}
-			return o;
-		});
+		return prop::op_gen({{3, op_kind::allocate},
+		                     {5, op_kind::make_thunk},
+		                     {3, op_kind::mark_executable},
+		                     {4, op_kind::call},
+		                     {3, op_kind::destroy},
+		                     {1, op_kind::destroy_all},
+		                     {1, op_kind::move},
+		                     {1, op_kind::move_assign},
+		                     {3, op_kind::compact},
+		                     {5, op_kind::inject},
+		                     {1, op_kind::refuse_execution},
+		                     {3, op_kind::make_unique},
+		                     {2, op_kind::call_unique},
+		                     {2, op_kind::destroy_unique},
+		                     {1, op_kind::move_unique},
+		                     {1, op_kind::move_assign_unique}});
 	}
 
-	struct live_page
+	[[nodiscard]] bool has(const std::vector<os_call>& fired, os_call c)
 	{
-		member_thunk::page page;
-		prop::page_model model;
-		std::vector<std::uintptr_t> thunks;
+		return std::find(fired.begin(), fired.end(), c) != fired.end();
+	}
+
+	/// Whether every call that fired is one of `calls`.
+	[[nodiscard]] bool only(const std::vector<os_call>& fired, std::initializer_list<os_call> calls)
+	{
+		return std::all_of(fired.begin(), fired.end(),
+		                   [&](os_call c) { return std::find(calls.begin(), calls.end(), c) != calls.end(); });
+	}
+
+	[[nodiscard]] int pending(os_call c)
+	{
+		return os_faults::fail_in.at(static_cast<std::size_t>(c));
+	}
+
+	void require(const failure& f)
+	{
+		if (f)
+			RC_FAIL(*f);
+	}
+
+	/// What a page's seal attempt found before it ran (mark_executable may throw).
+	struct sealing
+	{
+		std::size_t index = 0;
+		prop::page_kind kind = prop::page_kind::runtime_code;
+		bool was_executable = false;
 	};
-
-	[[nodiscard]] std::optional<std::uintptr_t> address_of(const live_page& p)
-	{
-		if (p.thunks.empty())
-			return std::nullopt;
-		return p.thunks.front();
-	}
-
-	/// True when `address` holds trap instructions for a whole slot, as a revoked or never-used slot must.
-
-	[[nodiscard]] bool has(const std::vector<std::size_t>& fired, os_call c)
-	{
-		return std::find(fired.begin(), fired.end(), static_cast<std::size_t>(c)) != fired.end();
-	}
 
 	class runner
 	{
 	public:
-		runner(faulty_heap& heap, prop::object_store& objects) : heap_(heap), objects_(objects) {}
+		runner(faulty_heap& heap, prop::object_store& objects) : heap_(heap), set_(objects, 1, max_pages) {}
 
 		/// Runs one step and checks everything that must hold after it.
 		void step(const op& o)
 		{
-			if (o.what == kind::destroy_all)
+			switch (o.what)
 			{
+			case op_kind::destroy_all:
 				// One page at a time, newest first, each a step of its own.
-				while (!pages_.empty())
+				while (!set_.pages().empty())
 				{
 					op one;
-					one.what = kind::destroy;
-					one.a = pages_.size() - 1;
+					one.what = op_kind::destroy;
+					one.a = set_.pages().size() - 1;
 					step(one);
 				}
 				return;
-			}
-			if (o.what == kind::inject)
-			{
+			case op_kind::inject:
 				os_faults::error = o.error;
 				os_faults::fail_next(o.call, o.nth);
 				return;
+			case op_kind::refuse_execution:
+				os_faults::refuse_execution = o.on;
+				ever_refused_ = ever_refused_ || o.on;
+				return;
+			default:
+				break;
 			}
-			const bool in_destructor = o.what == kind::destroy || o.what == kind::move_assign;
-			if (in_destructor && pending(os_call::decommit) == 1 && pending(os_call::make_writable) == 1)
-				os_faults::fail_next(os_call::make_writable, 0); // the fatal double fault (see the top of this file)
+			const bool in_destructor = o.what == op_kind::destroy || o.what == op_kind::move_assign ||
+			                           o.what == op_kind::destroy_unique || o.what == op_kind::move_assign_unique;
+			if (in_destructor && pending(os_call::decommit) == 1)
+			{
+				// The fatal double fault (see the top of this file).
+				if (pending(os_call::make_writable) == 1)
+					os_faults::fail_next(os_call::make_writable, 0);
+				if (pending(os_call::protect) == 1)
+					os_faults::fail_next(os_call::protect, 0);
+			}
 
 			const auto before = os_faults::fail_in;
-			sealed_after_failure_ = false;
+			const int way_before = stub_sources::first.load();
+			const bool runtime_before = heap_.statistics().runtime_code;
+			const std::size_t pages_before = set_.pages().size();
+			const bool refusing = os_faults::refuse_execution;
+			sealing_.reset();
+			freed_.reset();
 			std::optional<member_thunk::os_error> error;
-			std::optional<std::uintptr_t> revoked;
+			std::optional<std::string> exhausted;
 			try
 			{
-				revoked = apply(o);
+				require(apply(o));
 			}
 			catch (const member_thunk::os_error& e)
 			{
 				error = e;
 			}
-			std::vector<std::size_t> fired;
+			catch (const member_thunk::image_pool_exhausted& e)
+			{
+				exhausted = e.what();
+			}
+			std::vector<os_call> fired;
 			for (std::size_t k = 0; k < call_kinds; ++k)
 				if (before.at(k) > 0 && os_faults::fail_in.at(k) == 0)
-					fired.push_back(k);
+					fired.push_back(static_cast<os_call>(k));
+			const auto stats = heap_.statistics();
 
-			if (in_destructor)
+			check_kinds(o, pages_before, refusing, runtime_before, stats.runtime_code);
+			if (exhausted)
+			{
+				// Every way of mapping stubs is closed (the copy made at run time also when the heap makes no more
+				// run-time code), and the image pool has no page left.
+				RC_ASSERT(o.what == op_kind::allocate || o.what == op_kind::make_unique);
+				const int way = stub_sources::first.load();
+				RC_ASSERT(way == static_cast<int>(stub_source::image_pool) ||
+				          (way == static_cast<int>(stub_source::runtime_copy) && !stats.runtime_code));
+				RC_ASSERT(pool::pages_taken() == pool::max_pages);
+			}
+			else if (in_destructor)
 			{
 				RC_ASSERT(!error); // (it cannot: the destructor is noexcept)
-				if (revoked)
-				{
-					// Kept committed for reuse, read-write and trap-filled, or decommitted; whichever of the two the OS
-					// refused, the other is done.
-					const auto how = test::revocation_of(reinterpret_cast<const void*>(*revoked));
-					RC_ASSERT(how == "decommitted" || how == "cached");
-					if (has(fired, os_call::decommit))
-						RC_ASSERT(how == "cached");
-					if (has(fired, os_call::make_writable))
-						RC_ASSERT(how == "decommitted");
-				}
+				check_destructor(before);
+			}
+			else if (refused_seal(refusing, fired))
+			{
+				// The policy refused to seal a page of run-time code: reported, the page left writable, and the heap
+				// makes no more run-time code.
+				if (!error)
+					RC_FAIL("a W^X policy refused to seal a page of run-time code, but nothing was thrown");
+				RC_ASSERT(error->code().value() == EACCES);
+				const std::string what = error->what();
+				if (what.find("injected make_executable") == std::string::npos || what.find("W^X") == std::string::npos)
+					RC_FAIL("the os_error does not name the refused call and the policy: " + what);
+				RC_ASSERT(!set_.pages()[sealing_->index].model.executable);
+				seal_refused_ = true;
 			}
 			else if (fired.empty())
 			{
 				if (error)
 					RC_FAIL(std::string("os_error without an injected failure: ") + error->what());
 			}
-			else if (!error && o.what == kind::allocate && fired.size() == 1 && has(fired, os_call::unreserve))
-			{
-				// Placement gives back a reservation the OS put out of direct reach and tries nearer; if giving it
-				// back fails, it keeps that reservation as the region (thunks there use the absolute jump): nothing
-				// leaks and nothing needs reporting. verify() below checks the heap all the same.
-			}
+			else if (!error)
+				check_silent(o, fired, way_before, stats);
 			else
-			{
-				if (!error)
-					RC_FAIL("an injected failure of " + std::string(call_names.at(fired.front())) +
-					        " fired, but nothing was thrown");
-				RC_ASSERT(error->code().value() == os_faults::error);
-				RC_ASSERT(error->code().category() == std::system_category());
-				const std::string what = error->what();
-				bool named = false;
-				for (const auto k : fired)
-					named = named || what.find(std::string("injected ") + call_names.at(k)) != std::string::npos;
-				if (!named)
-					RC_FAIL("the os_error does not name the injected call: " + what);
-				RC_ASSERT(what.find("member_thunk: could not ") == 0);
-				// A page whose sealing failed stays writable, unless putting it back (a commit) failed too.
-				if (o.what == kind::mark_executable && sealed_after_failure_)
-				{
-					const bool restoring_failed = has(fired, os_call::make_writable);
-					RC_ASSERT(restoring_failed);
-				}
-			}
+				check_error(o, *error, fired);
 			verify();
 		}
 
-		/// Faults off: seals every page with thunks, calls them all, destroys everything and compacts.
+		/// Faults off: seals every page, calls every thunk, destroys everything and compacts.
 		void finish(const prop::argument_values& args)
 		{
 			os_faults::reset();
-			for (auto& p : pages_)
-			{
-				if (p.thunks.empty())
-					continue; // (sealed, it could sit unnoticed on a revoked address)
-				p.page.mark_executable();
-				p.model.executable = true;
-				for (std::size_t t = 0; t < p.thunks.size(); ++t)
-					check_call(p.model.thunks[t], p.thunks[t], args);
-			}
+			for (std::size_t i = 0; i < set_.pages().size(); ++i)
+				set_.mark_executable(i);
+			require(set_.call_all(args));
 			verify();
-			pages_.clear();
+			set_.clear();
 			verify();
 			heap_.compact();
-			RC_ASSERT(heap_.statistics().regions == 0u);
-			RC_ASSERT(heap_.is_valid());
+			// Only slab pages holding slots in quarantine keep a region; every other reservation was released.
+			const auto stats = heap_.statistics();
+			RC_ASSERT(stats.regions <= stats.slab_pages);
+			RC_ASSERT(stats.committed_bytes == stats.slab_pages * recording_os::page_size());
+			RC_ASSERT(recording_os::held.size() == stats.regions - pool::pages_taken());
+			require(prop::violation(heap_.first_violation()));
 		}
 
 	private:
-		[[nodiscard]] static int pending(os_call c) { return os_faults::fail_in.at(static_cast<std::size_t>(c)); }
-
-		static void check_call(const prop::thunk_model& t, std::uintptr_t address, const prop::argument_values& args)
+		/// Applies `o` (throws what the library throws).
+		failure apply(const op& o)
 		{
-			const double actual = prop::invoke(t.signature, address, args);
-			const double expected = prop::expected(t.signature, t.how, t.object, args);
-			RC_ASSERT(actual == expected);
-		}
-
-		/// Applies `o`; returns the address of a page it revoked (if that page had thunks to locate it by).
-		std::optional<std::uintptr_t> apply(const op& o)
-		{
-			switch (o.what)
+			if (o.what == op_kind::mark_executable && !set_.pages().empty())
 			{
-			case kind::allocate:
-				for (std::size_t n = pages_to_allocate(o); n != 0 && pages_.size() < max_pages; --n)
-					pages_.push_back({heap_.allocate_page(), {}, {}});
-				break;
-			case kind::make_thunk:
-				if (!pages_.empty())
-					make_thunk(pages_[o.a % pages_.size()], o);
-				break;
-			case kind::mark_executable:
-				// Only pages with thunks, whose address is known: so that any executable address the checks meet
-				// belongs to a page they know.
-				if (!pages_.empty() && !pages_[o.a % pages_.size()].thunks.empty())
-				{
-					auto& p = pages_[o.a % pages_.size()];
-					try
-					{
-						p.page.mark_executable();
-					}
-					catch (...)
-					{
-						// Sealed or not, as the page says (it stays writable unless restoring it failed too).
-						p.model.executable = p.page.executable();
-						sealed_after_failure_ = p.model.executable;
-						throw;
-					}
-					p.model.executable = true;
-				}
-				break;
-			case kind::call: {
-				std::vector<std::pair<std::size_t, std::size_t>> callable;
-				for (std::size_t p = 0; p < pages_.size(); ++p)
-					if (pages_[p].model.executable)
-						for (std::size_t t = 0; t < pages_[p].thunks.size(); ++t)
-							callable.emplace_back(p, t);
-				if (!callable.empty())
-				{
-					const auto [p, t] = callable[o.a % callable.size()];
-					check_call(pages_[p].model.thunks[t], pages_[p].thunks[t], o.args);
-				}
-				break;
+				const std::size_t i = o.a % set_.pages().size();
+				sealing_ = sealing{i, set_.pages()[i].model.kind, set_.pages()[i].model.executable};
 			}
-			case kind::destroy:
-				if (!pages_.empty())
-				{
-					const std::size_t i = o.a % pages_.size();
-					const auto address = address_of(pages_[i]);
-					{
-						const live_page doomed = std::move(pages_[i]);
-						pages_.erase(pages_.begin() + static_cast<std::ptrdiff_t>(i));
-					}
-					return revoke(address);
-				}
-				break;
-			case kind::move:
-				if (!pages_.empty())
-				{
-					const std::size_t i = o.a % pages_.size();
-					live_page moved{member_thunk::page(std::move(pages_[i].page)), std::move(pages_[i].model),
-					                std::move(pages_[i].thunks)};
-					pages_.erase(pages_.begin() + static_cast<std::ptrdiff_t>(i));
-					pages_.push_back(std::move(moved));
-				}
-				break;
-			case kind::move_assign:
-				if (pages_.size() >= 2 && o.a % pages_.size() != o.b % pages_.size())
-				{
-					const std::size_t from = o.a % pages_.size();
-					const std::size_t to = o.b % pages_.size();
-					const auto address = address_of(pages_[to]);
-					pages_[to].page = std::move(pages_[from].page); // revokes the page `to` held
-					pages_[to].model = std::move(pages_[from].model);
-					pages_[to].thunks = std::move(pages_[from].thunks);
-					pages_.erase(pages_.begin() + static_cast<std::ptrdiff_t>(from));
-					return revoke(address);
-				}
-				break;
-			case kind::compact:
-				heap_.compact();
-				break;
-			case kind::destroy_all: // (see step())
-			case kind::inject:
-			case kind::count:
-				break;
-			}
+			const prop::step done = set_.run(heap_, o);
+			if (!done.ran)
+				return "an operation this property does not generate";
+			if (done.problem)
+				return done.problem;
+			freed_ = done.page;
+			if (freed_)
+				revoked_.push_back(*freed_);
+			// A destroyed unique thunk's data slot points at the trap (no OS call is made: its page stays writable).
+			if (done.unique.slot != nullptr)
+				return prop::check_revoked_slot(test::read_maps(), done.unique.slot);
 			return std::nullopt;
 		}
 
-		std::optional<std::uintptr_t> revoke(std::optional<std::uintptr_t> address)
+		/// Run-time code or prebuilt stubs: the heap switches to prebuilt stubs only for a W^X policy, for good.
+		void check_kinds(const op& o, std::size_t pages_before, bool refusing, bool runtime_before, bool runtime_after)
 		{
-			if (address)
-				revoked_.push_back(*address);
-			return address;
-		}
-
-		void make_thunk(live_page& p, const op& o)
-		{
-			const auto expected = prop::predict(p.model, o.how);
-			const long id = next_object_++;
-			switch (expected)
+			if (!runtime_before)
+				RC_ASSERT(!runtime_after);
+			if (runtime_before && !runtime_after)
 			{
-			case prop::outcome::made:
-				p.thunks.push_back(prop::make_thunk(p.page, o.signature, o.how, id, objects_));
-				prop::add_thunk(p.model, o.signature, o.how, id);
-				break;
-			case prop::outcome::page_full:
-				RC_ASSERT_THROWS_AS(static_cast<void>(prop::make_thunk(p.page, o.signature, o.how, id, objects_)),
-				                    member_thunk::page_full);
-				break;
-			case prop::outcome::page_executable:
-				RC_ASSERT_THROWS_AS(static_cast<void>(prop::make_thunk(p.page, o.signature, o.how, id, objects_)),
-				                    member_thunk::page_executable);
-				break;
+				// allocate_page switches after a refused probe or seal, compact() when it gives back the region of a
+				// refused seal.
+				if (o.what == op_kind::allocate)
+					RC_ASSERT(refusing || seal_refused_);
+				else if (o.what == op_kind::compact)
+					RC_ASSERT(seal_refused_);
+				else
+					RC_FAIL(std::string("the heap stopped making run-time code in ") + prop::name(o.what));
 			}
+			if (o.what == op_kind::allocate && pages_before < max_pages && seal_refused_)
+				RC_ASSERT(!runtime_after); // the refusal is noted before anything can fail
+			for (std::size_t i = pages_before; i < set_.pages().size(); ++i)
+			{
+				const bool prebuilt = set_.pages()[i].model.kind == prop::page_kind::prebuilt;
+				if (prebuilt)
+					RC_ASSERT(!runtime_after);
+				if (!runtime_before || seal_refused_)
+					RC_ASSERT(prebuilt);
+				if (!ever_refused_)
+					RC_ASSERT(!prebuilt);
+			}
+			if (!runtime_after)
+				seal_refused_ = false; // (noted)
 		}
 
-		void verify() const
+		/// Whether the step sealed a writable page of run-time code while the W^X policy was in force (and no
+		/// injected failure of make_executable came first).
+		[[nodiscard]] bool refused_seal(bool refusing, const std::vector<os_call>& fired) const
 		{
-			RC_ASSERT(heap_.is_valid());
-			RC_ASSERT(heap_.statistics().live_pages == pages_.size());
+			return sealing_ && refusing && sealing_->kind == prop::page_kind::runtime_code &&
+			       !sealing_->was_executable && !has(fired, os_call::make_executable);
+		}
+
+		/// A destructor never throws: a page it revoked is decommitted when the first revocation step (made
+		/// writable again: make_writable for run-time code, protect for prebuilt stubs) failed, cached when only a
+		/// decommit failed.
+		void check_destructor(const std::array<int, call_kinds>& before)
+		{
+			if (!freed_)
+				return;
+			const std::string how = prop::revocation_in(test::read_maps(), freed_->kind, freed_->address);
+			RC_ASSERT(how == "decommitted" || how == "cached");
+			const os_call first_step =
+			    freed_->kind == prop::page_kind::prebuilt ? os_call::protect : os_call::make_writable;
+			if (before.at(static_cast<std::size_t>(first_step)) == 1)
+				RC_ASSERT(how == "decommitted");
+			else if (before.at(static_cast<std::size_t>(os_call::decommit)) == 1)
+				RC_ASSERT(how == "cached");
+		}
+
+		/// Injected failures fired and nothing was thrown: only where the heap has another way, or retries.
+		void check_silent(const op& o, const std::vector<os_call>& fired, int way_before,
+		                  const member_thunk::heap_statistics& stats) const
+		{
+			const bool takes_pages = o.what == op_kind::allocate || o.what == op_kind::make_unique;
+			// Placement gives back a reservation the OS put out of direct reach and tries nearer (or a probed region
+			// of run-time code the policy refused); if giving it back fails, the heap keeps it (listed, or as the
+			// region): nothing leaks and nothing needs reporting.
+			if (o.what == op_kind::allocate && only(fired, {os_call::unreserve}))
+				return;
+			// A way of getting prebuilt stubs failed for another reason than a lack of memory: it is closed for good,
+			// and the next one tried.
+			if (takes_pages && stub_sources::first.load() > way_before && os_faults::error != ENOMEM &&
+			    only(fired, {os_call::reserve, os_call::map_image_code, os_call::map_sealed_copy,
+			                 os_call::make_writable, os_call::make_executable, os_call::flush_instruction_cache,
+			                 os_call::set_call_targets, os_call::unreserve, os_call::decommit, os_call::protect}))
+				return;
+			// A cached page of the other kind (or the image pool's) decommitted on the way to a new page: if the OS
+			// refuses, it stays cached, and compact() decommits it.
+			if (takes_pages && only(fired, {os_call::decommit, os_call::protect}))
+				return;
+			// compact() decommits what it could not decommit a moment before (a freed slab page pushed the oldest
+			// cached page out of the queue): nothing is left cached.
+			if (o.what == op_kind::compact && only(fired, {os_call::decommit, os_call::protect}) &&
+			    stats.cached_pages == 0)
+				return;
+			RC_FAIL("an injected failure of " + std::string(test::call_name(fired.front())) +
+			        " fired, but nothing was thrown");
+		}
+
+		/// An os_error: the injected errno, naming an injected call that fired.
+		void check_error(const op& o, const member_thunk::os_error& error, const std::vector<os_call>& fired) const
+		{
+			RC_ASSERT(error.code().value() == os_faults::error);
+			RC_ASSERT(error.code().category() == std::system_category());
+			const std::string what = error.what();
+			bool named = false;
+			for (const auto c : fired)
+				named = named || what.find(std::string("injected ") + test::call_name(c)) != std::string::npos;
+			if (!named)
+				RC_FAIL("the os_error does not name the injected call: " + what);
+			RC_ASSERT(what.find("member_thunk: could not ") == 0);
+			// A page whose sealing failed stays writable, unless putting it back (a commit) failed too.
+			if (o.what == op_kind::mark_executable && sealing_ && set_.pages()[sealing_->index].model.executable)
+				RC_ASSERT(has(fired, os_call::make_writable));
+		}
+
+		void verify()
+		{
+			require(prop::violation(heap_.first_violation()));
+			const auto stats = heap_.statistics();
+			require(prop::check_counts(stats, set_.pages().size(), set_.uniques().size()));
+			require(prop::check_memory<recording_os>(stats));
 			const auto maps = test::read_maps();
-			if (const auto wx = test::writable_executable_in(maps); !wx.empty())
-				RC_FAIL("a mapping is writable and executable: " + test::describe(wx.front()));
+			require(prop::check_wx(maps));
+			require(set_.check(maps));
+			check_revoked(maps);
+		}
+
+		/// Every page ever revoked stays revoked (never executable; a page of prebuilt stubs: every slot pointing at
+		/// the trap), unless a live page or unique thunk now sits there. A page whose region was given back is
+		/// forgotten: its address may belong to anything since.
+		void check_revoked(const std::vector<test::mapping>& maps)
+		{
+			for (const auto& [address, size] : recording_os::released)
+				std::erase_if(revoked_, [&, address = address, size = size](const prop::freed_page& p) {
+					return reinterpret_cast<std::uintptr_t>(p.address) - address < size;
+				});
+			recording_os::released.clear();
+			const std::size_t page_size = recording_os::page_size();
 			std::vector<std::uintptr_t> live;
-			for (const auto& p : pages_)
+			for (const auto& p : set_.pages())
+				live.push_back(reinterpret_cast<std::uintptr_t>(member_thunk::detail::page_access::address_of(p.page)));
+			for (const auto& u : set_.uniques())
+				live.push_back(reinterpret_cast<std::uintptr_t>(u.slot) / page_size * page_size);
+			for (const auto& p : revoked_)
 			{
-				RC_ASSERT(p.page.executable() == p.model.executable);
-				RC_ASSERT(p.page.size() == p.model.thunks.size());
-				if (const auto address = address_of(p))
+				if (std::find(live.begin(), live.end(), reinterpret_cast<std::uintptr_t>(p.address)) != live.end())
+					continue;
+				if (p.kind == prop::page_kind::prebuilt)
 				{
-					live.push_back(*address);
-					RC_ASSERT(test::protection_in(maps, reinterpret_cast<const void*>(*address)) ==
-					          (p.model.executable ? "r-x" : "rw-"));
+					if (!test::prebuilt_page_traps_in(maps, p.address))
+						RC_FAIL("a revoked page of prebuilt stubs has a slot that does not point at the trap");
 				}
+				else if (test::protection_in(maps, p.address) == "r-x")
+					RC_FAIL("a revoked page of run-time code is executable again");
 			}
-			// Every page ever revoked stays non-executable, unless a live page (sealed, so it has thunks and a
-			// known address) now sits there.
-			for (const auto address : revoked_)
-				if (std::find(live.begin(), live.end(), address) == live.end())
-					RC_ASSERT(test::protection_in(maps, reinterpret_cast<const void*>(address)) != "r-x");
 		}
 
 		faulty_heap& heap_;
-		prop::object_store& objects_;
-		std::vector<live_page> pages_;
-		std::vector<std::uintptr_t> revoked_;
-		long next_object_ = 1;
-		bool sealed_after_failure_ = false; // the last mark_executable threw and left the page sealed
+		prop::live_set set_;
+		std::vector<prop::freed_page> revoked_;
+		std::optional<sealing> sealing_;        // the page the step sealed
+		std::optional<prop::freed_page> freed_; // the page the step destroyed
+		bool ever_refused_ = false;             // a W^X policy was in force at some point
+		bool seal_refused_ = false;             // the policy refused a seal, and no allocation has noted it yet
 	};
 
-	/// Resets the injected faults around each case, however it ends.
+	/// The image pool's memory, all of it free, read-write again as the program was loaded: a pool page the heap
+	/// made inaccessible stays so once free (it is the program's, and cannot be given back), which splits the
+	/// mapping of the program's .bss and would move the process's mapping count from one case to the next.
+	void restore_image_pool()
+	{
+		namespace detail = member_thunk::detail;
+		RC_ASSERT(pool::pages_taken() == 0u);
+		const auto status = detail::os::native::protect(detail::arch::stubs::pool_data(),
+		                                                detail::arch::stubs::pool_size, detail::os::access::read_write);
+		RC_ASSERT(status.ok());
+	}
+
+	/// Resets the injected faults and the ways of getting prebuilt stubs (process-wide) around each case.
 	struct fault_scope
 	{
 		fault_scope()
 		{
 			os_faults::reset();
 			recording_os::reset();
+			stub_sources::reset();
+			restore_image_pool();
 		}
 		fault_scope(const fault_scope&) = delete;
 		fault_scope& operator=(const fault_scope&) = delete;
@@ -530,11 +511,13 @@ namespace
 		{
 			os_faults::reset();
 			recording_os::reset();
+			stub_sources::reset();
 		}
 	};
 } // namespace
 
-TEST_CASE("property: injected OS failures are reported, leak nothing and never leave a wrong or executable thunk",
+TEST_CASE("property: injected OS failures and W^X refusals are reported or absorbed, leak nothing and never leave a "
+          "wrong or executable thunk",
           "[property][fault]")
 {
 	rc::prop("fault injection", [] {
@@ -544,15 +527,18 @@ TEST_CASE("property: injected OS failures are reported, leak nothing and never l
 		const fault_scope faults;
 		const auto baseline = test::mapping_count();
 		{
-			prop::object_store objects; // outlives the heap's pages
-			faulty_heap heap;
-			runner r(heap, objects);
-			for (const auto& o : ops)
-				r.step(o);
-			r.finish(final_args);
-			// Every reservation that succeeded was released.
+			prop::object_store objects; // outlives the heap's pages and unique thunks
+			{
+				faulty_heap heap;
+				runner r(heap, objects);
+				for (const auto& o : ops)
+					r.step(o);
+				r.finish(final_args);
+			}
+			// The heap is gone: every reservation that succeeded was released.
 			for (const auto address : recording_os::held)
 				RC_FAIL("the reservation at " + std::to_string(address) + " was never released");
+			restore_image_pool();
 			if (exact_mapping_count)
 				RC_ASSERT(test::mapping_count() == baseline);
 		}

@@ -1,18 +1,28 @@
-// Stateful property: random sequences of page operations (allocate, make thunks of every form and signature of the
-// family, seal, call, destroy, move, move-assign, compact) run against a real heap and a model of the live pages.
-// After every command: the heap's validity check passes, the heap's statistics and every page's observers agree with
-// the model, no mapping of the process is writable and executable, and every page with thunks has the protection
-// the model says (read-write before sealing, read-execute after).
+// Stateful property: random sequences of operations on pages (allocate, make thunks of every form and signature of
+// the family, seal, call, destroy, move, move-assign, compact) and on unique thunks (make in each of the three forms,
+// call, move, move-assign, reset, destroy) run against a real heap and a model of what is alive. After every command:
+// the heap's invariants hold, its statistics agree with the model, no mapping of the process is writable and
+// executable, every page's observers, layout and protection agree with the model (read-write before sealing; then
+// read-execute for run-time code, read-only for the data of prebuilt stubs), every live unique thunk is where it was
+// made, a destroyed page is revoked at once and a destroyed unique thunk's data slot points at the trap, and a new
+// unique thunk never takes the slot of one of the last MEMBER_THUNK_UNIQUE_QUARANTINE destroyed.
 //
 // One source, one executable per heap (see CMakeLists.txt):
 //   PROPERTY_USER_HEAP undefined  the default heap, in the MEMBER_THUNK_DEFAULT_HEAP_SAFETY mode it was built with
 //   PROPERTY_USER_HEAP=1          a member_thunk::heap<std::mutex>
 //   PROPERTY_USER_HEAP=2          a member_thunk::heap<member_thunk::slim_lock>
+//   PROPERTY_PAGE_SIZE=N          (with a user heap) an OS back end with pages of N bytes: with prebuilt stubs, pages
+//   of
+//                                 several 4 KiB chunks, whose headers a run-time member's block may have to skip
+// each built as is (pages of run-time code) and with MEMBER_THUNK_NO_RUNTIME_CODE (pages of prebuilt stubs).
 #include <member_thunk/member_thunk.hpp>
 
+#include "checks.hpp"
 #include "family.hpp"
+#include "model.hpp"
+#include "unique.hpp"
+
 #include "support/maps.hpp"
-#include "support/revoked.hpp"
 
 #include <catch2/catch.hpp>
 #include <rapidcheck/catch.h>
@@ -21,6 +31,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <mutex>
 #include <optional>
@@ -32,6 +43,40 @@
 
 namespace
 {
+	using native_os = member_thunk::detail::os::native;
+
+#if defined(PROPERTY_PAGE_SIZE)
+	/// The native back end, with pages of PROPERTY_PAGE_SIZE bytes (a multiple of the system's): its reservations are
+	/// aligned to them, as a system's are to its own pages.
+	struct heap_os : native_os
+	{
+		static constexpr std::size_t large_page = PROPERTY_PAGE_SIZE;
+
+		[[nodiscard]] static std::size_t page_size() noexcept { return large_page; }
+
+		static member_thunk::detail::os::result reserve(std::size_t size, void* preferred, void*& out) noexcept
+		{
+			void* base = nullptr;
+			if (auto status = native_os::reserve(size + large_page, preferred, base); !status.ok())
+				return status;
+			auto* const first = static_cast<std::byte*>(base);
+			const auto misalignment = reinterpret_cast<std::uintptr_t>(first) % large_page;
+			std::byte* const aligned = first + (misalignment == 0 ? 0 : large_page - misalignment);
+			// Give back the ends (the OS takes back any part of a reservation).
+			if (aligned != first)
+				static_cast<void>(native_os::unreserve(first, static_cast<std::size_t>(aligned - first)));
+			if (aligned + size != first + size + large_page)
+				static_cast<void>(native_os::unreserve(
+				    aligned + size, static_cast<std::size_t>(first + size + large_page - (aligned + size))));
+			out = aligned;
+			return member_thunk::detail::os::result::success();
+		}
+	};
+	static_assert(member_thunk::detail::os::backend<heap_os>);
+#else
+	using heap_os = native_os;
+#endif
+
 #if defined(PROPERTY_USER_HEAP)
 #if PROPERTY_USER_HEAP == 1
 	using heap_lock = std::mutex;
@@ -40,18 +85,27 @@ namespace
 	using heap_lock = member_thunk::slim_lock;
 	constexpr const char* heap_name = "heap<slim_lock>";
 #endif
+	/// Whether freed unique-thunk slots wait in a cache of the thread (which compact() does not empty).
+	constexpr bool thread_slot_cache = false;
+	/// Whether the heap outlives the test case (and keeps what earlier cases left in quarantine).
+	constexpr bool default_heap = false;
 
 	/// A user heap, created for each test case.
 	class heap_access
 	{
 	public:
 		[[nodiscard]] member_thunk::page allocate_page() { return heap_.allocate_page(); }
+		[[nodiscard]] prop::any_unique make_unique(std::size_t signature, prop::form how, long id,
+		                                           prop::object_store& objects)
+		{
+			return prop::make_unique(heap_, signature, how, id, objects);
+		}
 		void compact() { heap_.compact(); }
-		[[nodiscard]] bool is_valid() const { return heap_.is_valid(); }
+		[[nodiscard]] prop::failure first_violation() const { return prop::violation(heap_.first_violation()); }
 		[[nodiscard]] member_thunk::heap_statistics statistics() const { return heap_.statistics(); }
 
 	private:
-		member_thunk::heap<heap_lock> heap_;
+		member_thunk::heap<heap_lock, heap_os> heap_;
 	};
 #else
 #if MEMBER_THUNK_DEFAULT_HEAP_SAFETY == 3
@@ -61,14 +115,25 @@ namespace
 #else
 	constexpr const char* heap_name = "default heap, safety 1";
 #endif
+	constexpr bool thread_slot_cache = MEMBER_THUNK_DEFAULT_HEAP_SAFETY == 3;
+	constexpr bool default_heap = true;
 
 	/// The default heap, through the public free functions (shared by every test case).
 	class heap_access
 	{
 	public:
 		[[nodiscard]] member_thunk::page allocate_page() { return member_thunk::allocate_page(); }
+		[[nodiscard]] prop::any_unique make_unique(std::size_t signature, prop::form how, long id,
+		                                           prop::object_store& objects)
+		{
+			prop::default_heap_functions heap;
+			return prop::make_unique(heap, signature, how, id, objects);
+		}
 		void compact() { member_thunk::compact(); }
-		[[nodiscard]] bool is_valid() const { return member_thunk::detail::default_heap().is_valid(); }
+		[[nodiscard]] prop::failure first_violation() const
+		{
+			return prop::violation(member_thunk::detail::default_heap().first_violation());
+		}
 		[[nodiscard]] member_thunk::heap_statistics statistics() const
 		{
 			return member_thunk::detail::default_heap().statistics();
@@ -76,8 +141,8 @@ namespace
 	};
 #endif
 
-	using native_os = member_thunk::detail::os::native;
 	constexpr std::size_t max_pages = 40; // more than two regions' worth
+	constexpr std::size_t quarantine = MEMBER_THUNK_UNIQUE_QUARANTINE;
 
 	// ---- Model ----------------------------------------------------------------------------------------------------
 
@@ -88,8 +153,8 @@ namespace
 	struct model
 	{
 		std::vector<page_model> pages;
+		std::vector<thunk_model> uniques;
 		long next_object = 1;
-		std::size_t capacity = prop::slots_per_page();
 	};
 
 	void add_thunk(model& m, page_model& p, std::size_t signature, prop::form how)
@@ -105,15 +170,31 @@ namespace
 		std::vector<std::uintptr_t> thunks; // entry addresses, in the order the model lists them
 	};
 
-	// Members are destroyed in reverse order: pages first, then the objects they point to, then the heap.
+	struct live_unique
+	{
+		prop::any_unique thunk;
+		std::uintptr_t address = 0; // its entry, as made
+		std::byte* slot = nullptr;  // its data slot, as made
+	};
+
+	// Members are destroyed in reverse order: unique thunks and pages first, then the objects they point to, then the
+	// heap.
 	struct system_under_test
 	{
 		heap_access heap;
 		prop::object_store objects;
 		std::vector<live_page> pages;
+		std::vector<live_unique> uniques;
+		std::deque<const std::byte*> freed_slots; // of the last `quarantine` unique thunks destroyed, newest last
 	};
 
 	// ---- Checks ---------------------------------------------------------------------------------------------------
+
+	void require(const prop::failure& f)
+	{
+		if (f)
+			RC_FAIL(*f);
+	}
 
 	/// Calls `f` and requires that it throws E.
 	template<class E, class F>
@@ -138,56 +219,72 @@ namespace
 	/// What must hold after every command.
 	void verify(const model& m, system_under_test& sut)
 	{
-		RC_ASSERT(sut.heap.is_valid());
+		require(sut.heap.first_violation());
 		const auto maps = test::read_maps();
-		if (const auto wx = test::writable_executable_in(maps); !wx.empty())
-			RC_FAIL("a mapping is writable and executable: " + test::describe(wx.front()));
+		require(prop::check_wx(maps));
 
 		RC_ASSERT(sut.pages.size() == m.pages.size());
+		RC_ASSERT(sut.uniques.size() == m.uniques.size());
 		const auto stats = sut.heap.statistics();
-		const std::size_t page_size = native_os::page_size();
-		RC_ASSERT(stats.live_pages == m.pages.size());
-		RC_ASSERT(stats.reserved_bytes == stats.regions * native_os::region_size());
-		RC_ASSERT(stats.committed_bytes >= stats.live_pages * page_size);
-		RC_ASSERT(stats.committed_bytes <= stats.reserved_bytes);
-		RC_ASSERT(stats.regions * (native_os::region_size() / page_size) >= stats.live_pages);
+		require(prop::check_counts(stats, m.pages.size(), m.uniques.size()));
+		require(prop::check_memory<heap_os>(stats));
+		RC_ASSERT(stats.runtime_code == (prop::build_kind == prop::page_kind::runtime_code));
+		if (prop::build_kind == prop::page_kind::prebuilt)
+			RC_ASSERT(stats.prebuilt_regions == stats.regions);
 
-		std::set<std::uintptr_t> page_addresses;
+		std::set<const std::byte*> page_addresses;
 		for (std::size_t i = 0; i < m.pages.size(); ++i)
 		{
-			const page_model& expected = m.pages[i];
 			const live_page& actual = sut.pages[i];
-			RC_ASSERT(actual.page.size() == expected.thunks.size());
-			RC_ASSERT(actual.page.capacity() == m.capacity);
-			RC_ASSERT(actual.page.executable() == expected.executable);
-			RC_ASSERT(actual.page.full() == (expected.slots == m.capacity));
-			RC_ASSERT(actual.thunks.size() == expected.thunks.size());
-			if (actual.thunks.empty())
-				continue;
-			// Code slots fill the page from its start, one slot per thunk.
-			const std::uintptr_t first = actual.thunks.front();
-			RC_ASSERT(first % page_size == 0);
-			for (std::size_t k = 0; k < actual.thunks.size(); ++k)
-				RC_ASSERT(actual.thunks[k] == first + k * member_thunk::detail::arch::native_encoder::slot_size);
-			RC_ASSERT(page_addresses.insert(first).second);
-			RC_ASSERT(test::protection_in(maps, reinterpret_cast<const void*>(first)) ==
-			          (expected.executable ? "r-x" : "rw-"));
+			require(prop::check_page(maps, actual.page, m.pages[i], actual.thunks));
+			RC_ASSERT(page_addresses.insert(member_thunk::detail::page_access::address_of(actual.page)).second);
+		}
+		std::set<const std::byte*> slots;
+		for (const auto& u : sut.uniques)
+		{
+			require(prop::check_unique(maps, u.thunk, u.address, u.slot));
+			RC_ASSERT(slots.insert(u.slot).second);
 		}
 	}
 
-	/// A revoked page must stop being executable at once (decommitted, or cached read-write and all traps): a stale
-	/// call faults instead of running.
-	void require_revoked(std::optional<std::uintptr_t> address)
+	/// A page freed just now is revoked (decommitted, or cached and all traps): a stale call faults instead of running.
+	void require_revoked(prop::page_kind kind, const std::byte* page)
 	{
-		if (address)
-			RC_ASSERT(test::is_revoked(reinterpret_cast<const void*>(*address)));
+		require(prop::check_revoked(test::read_maps(), kind, page));
 	}
 
-	[[nodiscard]] std::optional<std::uintptr_t> address_of(const live_page& p)
+	/// A unique thunk destroyed just now: its slot points at the trap, and it waits in quarantine.
+	void require_revoked_slot(system_under_test& sut, const std::byte* slot)
 	{
-		if (p.thunks.empty())
-			return std::nullopt;
-		return p.thunks.front();
+		require(prop::check_revoked_slot(test::read_maps(), slot));
+		sut.freed_slots.push_back(slot);
+		if (sut.freed_slots.size() > quarantine)
+			sut.freed_slots.pop_front();
+	}
+
+	template<class T>
+	void erase_at(std::vector<T>& items, std::size_t i)
+	{
+		items.erase(items.begin() + static_cast<std::ptrdiff_t>(i));
+	}
+
+	/// The model of a move to a new handle at the end of the list.
+	template<class T>
+	void move_to_end(std::vector<T>& items, std::size_t i)
+	{
+		T moved = std::move(items[i]);
+		erase_at(items, i);
+		items.push_back(std::move(moved));
+	}
+
+	/// The model of a move assignment of handle `from` over handle `to` (a self-move changes nothing).
+	template<class T>
+	void assign_over(std::vector<T>& items, std::size_t from, std::size_t to)
+	{
+		if (from == to)
+			return;
+		items[to] = std::move(items[from]);
+		erase_at(items, from);
 	}
 
 	[[nodiscard]] std::size_t pick(std::size_t count)
@@ -196,7 +293,7 @@ namespace
 		return *rc::gen::inRange<std::size_t>(0, count);
 	}
 
-	// ---- Commands -------------------------------------------------------------------------------------------------
+	// ---- Commands on pages ----------------------------------------------------------------------------------------
 
 	// Every command's run() is followed by verify() of the state it leads to (see the property below).
 	using command = rc::state::Command<model, system_under_test>;
@@ -359,9 +456,7 @@ namespace
 
 	void check_call(const thunk_model& t, std::uintptr_t address, const prop::argument_values& args)
 	{
-		const double actual = prop::invoke(t.signature, address, args);
-		const double expected = prop::expected(t.signature, t.how, t.object, args);
-		RC_ASSERT(actual == expected);
+		require(prop::call_failure(t, address, args));
 	}
 
 	/// Calls one thunk of a sealed page.
@@ -401,7 +496,7 @@ namespace
 		prop::argument_values args;
 	};
 
-	/// Calls every thunk of every sealed page.
+	/// Calls every thunk of every sealed page, and every unique thunk.
 	struct call_all final : command
 	{
 		call_all() : args(*prop::arguments_gen()) {}
@@ -412,6 +507,8 @@ namespace
 				if (s0.pages[p].executable)
 					for (std::size_t t = 0; t < s0.pages[p].thunks.size(); ++t)
 						check_call(s0.pages[p].thunks[t], sut.pages[p].thunks[t], args);
+			for (std::size_t u = 0; u < s0.uniques.size(); ++u)
+				check_call(s0.uniques[u], sut.uniques[u].address, args);
 		}
 
 		void show(std::ostream& os) const override
@@ -430,16 +527,16 @@ namespace
 		explicit destroy_page(const model& s0) : page(pick(s0.pages.size())) {}
 
 		void checkPreconditions(const model& s0) const override { RC_PRE(page < s0.pages.size()); }
-		void apply(model& s0) const override { s0.pages.erase(s0.pages.begin() + static_cast<std::ptrdiff_t>(page)); }
+		void apply(model& s0) const override { erase_at(s0.pages, page); }
 
-		void run(const model&, system_under_test& sut) const override
+		void run(const model& s0, system_under_test& sut) const override
 		{
-			const auto address = address_of(sut.pages[page]);
+			const std::byte* const address = member_thunk::detail::page_access::address_of(sut.pages[page].page);
 			{
 				const live_page doomed = std::move(sut.pages[page]);
-				sut.pages.erase(sut.pages.begin() + static_cast<std::ptrdiff_t>(page));
+				erase_at(sut.pages, page);
 			}
-			require_revoked(address);
+			require_revoked(s0.pages[page].kind, address);
 		}
 
 		void show(std::ostream& os) const override { os << "destroy_page(page " << page << ")"; }
@@ -453,17 +550,12 @@ namespace
 		explicit move_page(const model& s0) : page(pick(s0.pages.size())) {}
 
 		void checkPreconditions(const model& s0) const override { RC_PRE(page < s0.pages.size()); }
-		void apply(model& s0) const override
-		{
-			page_model moved = std::move(s0.pages[page]);
-			s0.pages.erase(s0.pages.begin() + static_cast<std::ptrdiff_t>(page));
-			s0.pages.push_back(std::move(moved));
-		}
+		void apply(model& s0) const override { move_to_end(s0.pages, page); }
 
 		void run(const model&, system_under_test& sut) const override
 		{
 			live_page moved{member_thunk::page(std::move(sut.pages[page].page)), std::move(sut.pages[page].thunks)};
-			sut.pages.erase(sut.pages.begin() + static_cast<std::ptrdiff_t>(page));
+			erase_at(sut.pages, page);
 			sut.pages.push_back(std::move(moved));
 		}
 
@@ -472,26 +564,31 @@ namespace
 		std::size_t page;
 	};
 
-	/// Move-assigns one page handle over another (which revokes the page it held); `from == to` is a self-move.
-	struct move_assign_page final : command
+	/// A move assignment of one handle of a list of the model (&model::pages, &model::uniques) over another, or over
+	/// itself.
+	template<auto List>
+	struct move_assign_command : command
 	{
-		explicit move_assign_page(const model& s0) : from(pick(s0.pages.size())), to(pick(s0.pages.size())) {}
+		explicit move_assign_command(const model& s0) : from(pick((s0.*List).size())), to(pick((s0.*List).size())) {}
 
 		void checkPreconditions(const model& s0) const override
 		{
-			RC_PRE(from < s0.pages.size());
-			RC_PRE(to < s0.pages.size());
+			RC_PRE(from < (s0.*List).size());
+			RC_PRE(to < (s0.*List).size());
 		}
 
-		void apply(model& s0) const override
-		{
-			if (from == to)
-				return;
-			s0.pages[to] = std::move(s0.pages[from]);
-			s0.pages.erase(s0.pages.begin() + static_cast<std::ptrdiff_t>(from));
-		}
+		void apply(model& s0) const override { assign_over(s0.*List, from, to); }
 
-		void run(const model&, system_under_test& sut) const override
+		std::size_t from;
+		std::size_t to;
+	};
+
+	/// Move-assigns one page handle over another (which revokes the page it held); `from == to` is a self-move.
+	struct move_assign_page final : move_assign_command<&model::pages>
+	{
+		using move_assign_command::move_assign_command;
+
+		void run(const model& s0, system_under_test& sut) const override
 		{
 			if (from == to)
 			{
@@ -500,17 +597,14 @@ namespace
 				p = std::move(same);
 				return;
 			}
-			const auto revoked = address_of(sut.pages[to]);
+			const std::byte* const revoked = member_thunk::detail::page_access::address_of(sut.pages[to].page);
 			sut.pages[to].page = std::move(sut.pages[from].page);
 			sut.pages[to].thunks = std::move(sut.pages[from].thunks);
-			sut.pages.erase(sut.pages.begin() + static_cast<std::ptrdiff_t>(from));
-			require_revoked(revoked);
+			erase_at(sut.pages, from);
+			require_revoked(s0.pages[to].kind, revoked);
 		}
 
 		void show(std::ostream& os) const override { os << "move_assign_page(page " << from << " over " << to << ")"; }
-
-		std::size_t from;
-		std::size_t to;
 	};
 
 	struct compact final : command
@@ -518,28 +612,171 @@ namespace
 		void run(const model& s0, system_under_test& sut) const override
 		{
 			sut.heap.compact();
-			// Only regions with a live page remain.
+			// Only regions with a live page or a slab page remain, and only the live pages and the slab keep memory.
 			const auto stats = sut.heap.statistics();
-			RC_ASSERT(stats.regions <= s0.pages.size());
+			RC_ASSERT(stats.regions <= s0.pages.size() + stats.slab_pages);
+			RC_ASSERT(stats.cached_pages == 0u);
+			RC_ASSERT(stats.committed_bytes == (stats.live_pages + stats.slab_pages) * heap_os::page_size());
 		}
 
 		void show(std::ostream& os) const override { os << "compact"; }
 	};
 
+	// ---- Commands on unique thunks --------------------------------------------------------------------------------
+
+	/// Makes a unique thunk (each form of make_unique_thunk, each signature); it is callable at once.
+	struct make_unique final : command
+	{
+		make_unique() : signature(*prop::signature_gen()), how(*prop::form_gen()) {}
+
+		void apply(model& s0) const override { s0.uniques.push_back({signature, how, s0.next_object++}); }
+
+		void run(const model& s0, system_under_test& sut) const override
+		{
+			prop::any_unique made = sut.heap.make_unique(signature, how, s0.next_object, sut.objects);
+			RC_ASSERT(prop::holds_thunk(made));
+			std::byte* const slot = prop::slot_of(made);
+			if (std::find(sut.freed_slots.begin(), sut.freed_slots.end(), slot) != sut.freed_slots.end())
+				RC_FAIL("a new unique thunk took the slot of one destroyed fewer than " + std::to_string(quarantine) +
+				        " unique thunks ago");
+			const std::uintptr_t address = prop::address_of(made);
+			sut.uniques.push_back({std::move(made), address, slot});
+		}
+
+		void show(std::ostream& os) const override
+		{
+			os << "make_unique(" << prop::signature_names.at(signature) << ", " << prop::name(how) << ")";
+		}
+
+		std::size_t signature;
+		prop::form how;
+	};
+
+	struct call_unique final : command
+	{
+		explicit call_unique(const model& s0) : thunk(pick(s0.uniques.size())), args(*prop::arguments_gen()) {}
+
+		void checkPreconditions(const model& s0) const override { RC_PRE(thunk < s0.uniques.size()); }
+
+		void run(const model& s0, system_under_test& sut) const override
+		{
+			check_call(s0.uniques[thunk], sut.uniques[thunk].address, args);
+		}
+
+		void show(std::ostream& os) const override
+		{
+			os << "call_unique(" << thunk << ", args ";
+			prop::show_arguments(args, os);
+			os << ")";
+		}
+
+		std::size_t thunk;
+		prop::argument_values args;
+	};
+
+	/// Destroys a unique thunk (its destructor, or reset() and then the empty handle's destructor).
+	struct destroy_unique final : command
+	{
+		explicit destroy_unique(const model& s0) : thunk(pick(s0.uniques.size())), by_reset(*rc::gen::arbitrary<bool>())
+		{
+		}
+
+		void checkPreconditions(const model& s0) const override { RC_PRE(thunk < s0.uniques.size()); }
+		void apply(model& s0) const override { erase_at(s0.uniques, thunk); }
+
+		void run(const model&, system_under_test& sut) const override
+		{
+			const auto at = sut.uniques.begin() + static_cast<std::ptrdiff_t>(thunk);
+			std::byte* const slot = at->slot;
+			if (by_reset)
+			{
+				prop::reset(at->thunk);
+				RC_ASSERT(!prop::holds_thunk(at->thunk));
+				RC_ASSERT(prop::address_of(at->thunk) == 0u);
+				require_revoked_slot(sut, slot);
+				sut.uniques.erase(at); // the empty handle's destructor does nothing
+			}
+			else
+			{
+				sut.uniques.erase(at);
+				require_revoked_slot(sut, slot);
+			}
+		}
+
+		void show(std::ostream& os) const override
+		{
+			os << "destroy_unique(" << thunk << (by_reset ? ", by reset)" : ")");
+		}
+
+		std::size_t thunk;
+		bool by_reset;
+	};
+
+	/// Move-constructs a unique thunk into a new handle at the end of the list; the moved-from handle is empty.
+	struct move_unique final : command
+	{
+		explicit move_unique(const model& s0) : thunk(pick(s0.uniques.size())) {}
+
+		void checkPreconditions(const model& s0) const override { RC_PRE(thunk < s0.uniques.size()); }
+		void apply(model& s0) const override { move_to_end(s0.uniques, thunk); }
+
+		void run(const model&, system_under_test& sut) const override
+		{
+			live_unique& from = sut.uniques[thunk];
+			live_unique moved{prop::any_unique(std::move(from.thunk)), from.address, from.slot};
+			RC_ASSERT(!prop::holds_thunk(from.thunk));
+			erase_at(sut.uniques, thunk);
+			sut.uniques.push_back(std::move(moved));
+		}
+
+		void show(std::ostream& os) const override { os << "move_unique(" << thunk << " to the end)"; }
+
+		std::size_t thunk;
+	};
+
+	/// Move-assigns one unique thunk over another (which destroys the one it held); `from == to` is a self-move. The
+	/// same signature assigns the unique_thunk, another one the variant that holds it (destroy, then move).
+	struct move_assign_unique final : move_assign_command<&model::uniques>
+	{
+		using move_assign_command::move_assign_command;
+
+		void run(const model&, system_under_test& sut) const override
+		{
+			if (from == to)
+			{
+				prop::any_unique& u = sut.uniques[from].thunk;
+				prop::any_unique& same = u;
+				prop::move_assign(u, same);
+				RC_ASSERT(prop::holds_thunk(u));
+				return;
+			}
+			std::byte* const revoked = sut.uniques[to].slot;
+			prop::move_assign(sut.uniques[to].thunk, sut.uniques[from].thunk);
+			RC_ASSERT(!prop::holds_thunk(sut.uniques[from].thunk));
+			sut.uniques[to].address = sut.uniques[from].address;
+			sut.uniques[to].slot = sut.uniques[from].slot;
+			erase_at(sut.uniques, from);
+			require_revoked_slot(sut, revoked);
+		}
+
+		void show(std::ostream& os) const override { os << "move_assign_unique(" << from << " over " << to << ")"; }
+	};
 } // namespace
 
-TEST_CASE("property: random page operations agree with the model", "[property][stateful]")
+TEST_CASE("property: random operations on pages and unique thunks agree with the model", "[property][stateful]")
 {
-	INFO("heap: " << heap_name);
-	rc::prop(std::string("stateful, ") + heap_name, [] {
+	INFO("heap: " << heap_name << ", pages of " << prop::name(prop::build_kind));
+	rc::prop(std::string("stateful, ") + heap_name + ", " + prop::name(prop::build_kind), [] {
 		system_under_test sut;
-		RC_ASSERT(sut.heap.statistics().live_pages == 0u);
+		require(prop::check_counts(sut.heap.statistics(), 0, 0));
 		// Weights: a command listed twice is generated twice as often.
 		const auto commands = *rc::state::gen::commands(
-		    model{}, rc::state::gen::execOneOfWithArgs<allocate_page, allocate_pages, make_thunk, make_thunk,
-		                                               make_thunk, fill_page, mark_executable, mark_executable,
-		                                               call_thunk, call_thunk, call_thunk, call_all, destroy_page,
-		                                               move_page, move_assign_page, compact>());
+		    model{},
+		    rc::state::gen::execOneOfWithArgs<allocate_page, allocate_pages, make_thunk, make_thunk, make_thunk,
+		                                      fill_page, mark_executable, mark_executable, call_thunk, call_thunk,
+		                                      call_thunk, call_all, destroy_page, move_page, move_assign_page, compact,
+		                                      make_unique, make_unique, call_unique, call_unique, destroy_unique,
+		                                      move_unique, move_assign_unique>());
 		// What rc::state::check() does (rc::state::runAll), plus verify() after every command.
 		model state;
 		for (const auto& c : commands)
@@ -549,12 +786,29 @@ TEST_CASE("property: random page operations agree with the model", "[property][s
 			c->apply(state);
 			verify(state, sut);
 		}
-		// Every page gone: nothing is live, and compact() returns every region.
+		// Everything gone: nothing is live, and compact() gives back every region but those of slab pages that hold
+		// a slot still in quarantine (in the heap's queue, or in a thread's cache of free slots).
+		while (!sut.uniques.empty())
+		{
+			std::byte* const slot = sut.uniques.back().slot;
+			sut.uniques.pop_back();
+			require_revoked_slot(sut, slot);
+		}
 		sut.pages.clear();
-		RC_ASSERT(sut.heap.statistics().live_pages == 0u);
+		require(prop::check_counts(sut.heap.statistics(), 0, 0));
 		sut.heap.compact();
-		RC_ASSERT(sut.heap.statistics().regions == 0u);
-		RC_ASSERT(sut.heap.is_valid());
+		const auto stats = sut.heap.statistics();
+		RC_ASSERT(stats.regions <= stats.slab_pages);
+		RC_ASSERT(stats.committed_bytes == stats.slab_pages * heap_os::page_size());
+		if (!thread_slot_cache && !default_heap)
+		{
+			// A heap of this case alone: its quarantine holds this case's destroyed unique thunks only.
+			std::set<std::uintptr_t> quarantined_pages;
+			for (const std::byte* slot : sut.freed_slots)
+				quarantined_pages.insert(reinterpret_cast<std::uintptr_t>(slot) / heap_os::page_size());
+			RC_ASSERT(stats.slab_pages <= quarantined_pages.size());
+		}
+		require(sut.heap.first_violation());
 		RC_ASSERT(test::writable_executable_mappings().empty());
 	});
 }

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <system_error>
 #include <vector>
@@ -29,6 +30,16 @@ namespace test
 		map_sealed_copy,
 		count
 	};
+
+	/// The name failing_os gives each call in its failures ("injected <name>").
+	[[nodiscard]] inline const char* call_name(os_call c) noexcept
+	{
+		constexpr const char* names[] = {"reserve",          "make_writable",  "make_executable", "flush",
+		                                 "set_call_targets", "decommit",       "unreserve",       "protect",
+		                                 "probe_executable", "map_image_code", "map_sealed_copy"};
+		static_assert(std::size(names) == static_cast<std::size_t>(os_call::count));
+		return c < os_call::count ? names[static_cast<std::size_t>(c)] : "?";
+	}
 
 	/// Which calls fail. fail_in[c] == n > 0: the n-th next call of c fails (then c succeeds again); 0: never.
 	/// fail_always[c]: every call of c fails. calls[c] counts every call of c (failed or not).

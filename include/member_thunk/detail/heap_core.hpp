@@ -147,9 +147,10 @@ namespace member_thunk::detail
 				release_slab_page(r, index);
 		}
 
-		/// Gives back every region with no live page and no unique thunk, the slab pages no unique thunk uses, and
-		/// the memory of the cached pages of the others. Throws os_error (after trying them all) if the OS refused
-		/// one; what it refused stays as it was, and the next compact() tries again.
+		/// Gives back every region with no live page and no unique thunk, the slab pages no unique thunk uses (but
+		/// those with a slot still in quarantine), and the memory of the cached pages of the others. Throws os_error
+		/// (after trying them all) if the OS refused one; what it refused stays as it was, and the next compact() tries
+		/// again.
 		void compact()
 		{
 			os::result first_failure = os::result::success();
@@ -329,7 +330,7 @@ namespace member_thunk::detail
 			if (r == nullptr)
 			{
 				r = regions_.front();
-				while (r != nullptr && (r->kind->prebuilt != prebuilt || !r->has_decommitted_page()))
+				while (r != nullptr && (r->unusable || r->kind->prebuilt != prebuilt || !r->has_decommitted_page()))
 					r = r->next;
 				if (r == nullptr)
 				{
@@ -401,7 +402,20 @@ namespace member_thunk::detail
 		region& add_prebuilt_region(page_owner& owner)
 		{
 			auto r = std::make_unique<region>();
-			reserve_prebuilt_region<Os>(*r, !runtime_refused_);
+			// A reservation that a failed way could not give back is listed, empty and unusable, so that compact() (or
+			// the destructor) gives it back instead of leaking it.
+			reserve_prebuilt_region<Os>(*r, !runtime_refused_, [&](const region& lost) {
+				auto kept = std::make_unique<region>();
+				kept->base = lost.base;
+				kept->page_size = lost.page_size;
+				kept->page_count = lost.page_count;
+				kept->reservation = lost.reservation;
+				kept->reservation_size = lost.reservation_size;
+				kept->kind = lost.kind;
+				kept->unusable = true;
+				kept->owner.store(&owner, std::memory_order_relaxed);
+				regions_.push_front(std::move(kept));
+			});
 			r->owner.store(&owner, std::memory_order_relaxed);
 			return regions_.push_front(std::move(r));
 		}
@@ -428,13 +442,16 @@ namespace member_thunk::detail
 			put_page(r, index, true);
 		}
 
+		/// Releases the slab pages no unique thunk uses, except those holding a slot still in quarantine: released,
+		/// such a page would be the next slab page taken (its slots handed out as fresh ones at once), and a call
+		/// through a dangling pointer to a unique thunk destroyed just now would run a new one.
 		void release_unused_slab_pages() noexcept
 		{
 			for (region* r = regions_.front(); r != nullptr; r = r->next)
 				for (std::uint64_t slab = r->slab; slab != 0; slab &= slab - 1)
 				{
 					const auto index = static_cast<std::size_t>(std::countr_zero(slab));
-					if (r->live_slots[index] == 0)
+					if (r->live_slots[index] == 0 && !slots_.quarantines(r->page_at(index), r->page_size))
 						release_slab_page(*r, index);
 				}
 		}
@@ -455,6 +472,9 @@ namespace member_thunk::detail
 		os::result unreserve_region(region& r) noexcept
 		{
 			MEMBER_THUNK_INVARIANT(r.empty(), "a region with live pages was about to be given back");
+			// A refused seal switches the heap for good: note it before the region that recorded it goes.
+			if (r.execution_refused.load(std::memory_order_relaxed))
+				runtime_refused_ = true;
 			auto status = r.kind->unreserve(r);
 			if (status.ok())
 			{

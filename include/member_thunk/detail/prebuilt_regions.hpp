@@ -220,7 +220,9 @@ namespace member_thunk::detail
 			return Os::set_call_targets(code, size, size / stubs::slot_size, stubs::slot_size, true);
 		}
 
-		/// Reserves a region and puts the stubs' code at its start by the way `way`.
+		/// Reserves a region and puts the stubs' code at its start by the way `way`. If that fails and the OS also
+		/// refuses to give the reservation back, `r` describes it (r.unusable): the caller lists it, so that it is
+		/// given back later instead of leaked.
 		[[nodiscard]] static os::result reserve(region& r, stub_source way) noexcept
 		{
 			constexpr std::size_t table = stubs::table_size;
@@ -243,9 +245,21 @@ namespace member_thunk::detail
 			}
 			if (!status.ok())
 			{
-				static_cast<void>(Os::unreserve(base, 3 * table));
+				if (!Os::unreserve(base, 3 * table).ok())
+				{
+					describe(r, code);
+					r.unusable = true;
+				}
 				return status;
 			}
+			describe(r, code);
+			return os::result::success();
+		}
+
+	private:
+		static void describe(region& r, std::byte* code) noexcept
+		{
+			constexpr std::size_t table = stubs::table_size;
 			r.base = code + 2 * table;
 			r.page_size = Os::page_size();
 			r.page_count = table / r.page_size;
@@ -254,7 +268,6 @@ namespace member_thunk::detail
 			r.thunk_stubs = -static_cast<std::ptrdiff_t>(2 * table);
 			r.closure_stubs = -static_cast<std::ptrdiff_t>(table);
 			r.kind = &kind;
-			return os::result::success();
 		}
 	};
 
@@ -349,10 +362,11 @@ namespace member_thunk::detail
 	};
 
 	/// Reserves a region of prebuilt stubs by the first way that works (see the top of this file). `runtime_allowed`:
-	/// whether the runtime_copy way may be tried. Throws os_error if the OS lacks memory, image_pool_exhausted if
-	/// every way is closed and the pool has no page left.
-	template<os::backend Os>
-	void reserve_prebuilt_region(region& r, bool runtime_allowed)
+	/// whether the runtime_copy way may be tried. `keep(const region&)` is given every reservation of a failed way
+	/// that the OS refused to give back, to list as unusable (and give back later). Throws os_error if the OS lacks
+	/// memory, image_pool_exhausted if every way is closed and the pool has no page left.
+	template<os::backend Os, class Keep>
+	void reserve_prebuilt_region(region& r, bool runtime_allowed, Keep keep)
 	{
 		const int forced = stub_sources::forced.load();
 		std::string refusals;
@@ -386,6 +400,11 @@ namespace member_thunk::detail
 			const os::result status = mapped_stub_regions<Os>::reserve(r, source);
 			if (status.ok())
 				return;
+			if (r.unusable)
+			{
+				keep(static_cast<const region&>(r));
+				r.unusable = false;
+			}
 			// A lack of memory says nothing about the way: report it. Anything else closes the way for good.
 			if (status.error() == std::errc::not_enough_memory)
 				throw_os_error("reserve a region of prebuilt thunks", status);

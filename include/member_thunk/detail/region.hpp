@@ -20,6 +20,7 @@
 //                                        executable
 //   r.queued ⊆ r.committed \ r.used      the cached pages in the heap's first-in first-out queue (page_cache.hpp); a
 //                                        cached page outside it is one the OS refused to decommit
+//   r.unusable ⇒ r.used = r.committed = ∅  a reservation kept only to be given back holds no page
 #pragma once
 
 #include "config.hpp"
@@ -79,6 +80,9 @@ namespace member_thunk::detail
 		/// Set when the OS refused to make one of the region's pages executable: a W^X policy came into force after
 		/// the heap probed for one. The heap then stops making run-time code.
 		std::atomic<bool> execution_refused{false};
+		/// Set on a reservation listed only to be given back: a way of mapping prebuilt stubs failed in it and the
+		/// OS refused to release it (prebuilt_regions.hpp). It never holds a page; compact() gives it back.
+		bool unusable = false;
 		std::atomic<page_owner*> owner{nullptr};
 		region* prev = nullptr;
 		region* next = nullptr;
@@ -146,6 +150,7 @@ namespace member_thunk::detail
 			MEMBER_THUNK_CLAUSE((queued & ~cached()) == 0);
 			MEMBER_THUNK_CLAUSE((slab & ~used) == 0);
 			MEMBER_THUNK_CLAUSE(slab == 0 || kind->prebuilt);
+			MEMBER_THUNK_CLAUSE(!unusable || (used == 0 && committed == 0));
 			for (std::size_t i = 0; i < page_count; ++i)
 				MEMBER_THUNK_CLAUSE(live_slots[i] == 0 || (slab & bit(i)) != 0);
 			return {};

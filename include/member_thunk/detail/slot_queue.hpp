@@ -85,6 +85,17 @@ namespace member_thunk::detail
 			}
 		}
 
+		/// Whether a slot of the page [page, page + size) is among the newest `quarantine` queued, which may not be
+		/// handed out yet: such a page must stay in the slab, or its slots could come back as fresh ones at once.
+		[[nodiscard]] bool quarantines(const std::byte* page, std::size_t size) const noexcept
+		{
+			std::size_t position = 0; // from the oldest; the newest `quarantine` are at count_ - quarantine and on
+			for (const std::byte* slot = head_; slot != nullptr; slot = next_of(slot), ++position)
+				if (position + quarantine >= count_ && slot >= page && slot < page + size)
+					return true;
+			return false;
+		}
+
 		void clear() noexcept
 		{
 			head_ = tail_ = nullptr;
