@@ -187,23 +187,11 @@ def memory_section(rows):
     return out
 
 
-def unique_cycle_section(modes):
-    """modes: mode number -> (medians, cvs, load) of bench_unique_mode<N>."""
-    out = ["## 5. Unique thunks: the make + destroy cycle", "",
-           "`make_unique_thunk` + destruction of the `unique_thunk`, one per iteration, in each form, from the default "
-           "heap in each safety mode (one executable per mode) and from a `heap<slim_lock>` (in the mode-3 "
-           "executable); against libffi's closure cycle in the same process: `ffi_closure_alloc` + "
-           "`ffi_prep_closure_loc` + `ffi_closure_free` (the `ffi_cif` prepared once, as a program does per "
-           "signature). CPU time per cycle (median of the repetitions; ± is their coefficient of variation); the "
-           "ratio is to the libffi cycle of the same executable.", ""]
-    out.append("| Heap | compile-time member | run-time member | callable | libffi cycle (same process) | "
-               "x libffi (ct / rt / callable) |")
-    out.append("| --- | ---: | ---: | ---: | ---: | --- |")
-    worst = {}
-    rows_of = []
-    for mode in (1, 2, 3):
-        rows_of.append((f"default heap, mode {mode}", f"mode{mode}", modes[mode]))
-    rows_of.append(("`heap<slim_lock>`", "slim_lock", modes[3]))
+def cycle_table(rows_of, worst):
+    """rows_of: (label, heap name, (medians, cvs, load)); fills worst[label] with the worst ratio to libffi."""
+    out = ["| Heap | compile-time member | run-time member | callable | libffi cycle (same process) | "
+           "x libffi (ct / rt / callable) |",
+           "| --- | ---: | ---: | ---: | ---: | --- |"]
     for label, heap, (rows, cv, _) in rows_of:
         ffi = ns_per_item(rows["unique/cycle/libffi"])
         cells, ratios = [], []
@@ -215,6 +203,31 @@ def unique_cycle_section(modes):
         worst[label] = max(ratios)
         out.append(f"| {label} | " + " | ".join(cells) + f" | {fmt_ns(ffi)} {spread(cv, 'unique/cycle/libffi')} | " +
                    " / ".join(f"{r:.2f}" for r in ratios) + " |")
+    return out
+
+
+def unique_cycle_section(modes, threaded):
+    """modes: mode number -> (medians, cvs, load) of bench_unique_mode<N>; threaded: the same of
+    bench_unique_threads_mode<N> (modes 2 and 3)."""
+    out = ["## 5. Unique thunks: the make + destroy cycle", "",
+           "`make_unique_thunk` + destruction of the `unique_thunk`, one per iteration, in each form, from the default "
+           "heap in each safety mode (one executable per mode) and from a `heap<slim_lock>` (in the mode-3 "
+           "executable); against libffi's closure cycle in the same process: `ffi_closure_alloc` + "
+           "`ffi_prep_closure_loc` + `ffi_closure_free` (the `ffi_cif` prepared once, as a program does per "
+           "signature). CPU time per cycle (median of the repetitions; ± is their coefficient of variation); the "
+           "ratio is to the libffi cycle of the same executable. These executables never start a thread: glibc's "
+           "malloc and locks keep their single-threaded fast paths, libffi's best case.", ""]
+    worst = {}
+    rows_of = [(f"default heap, mode {mode}", f"mode{mode}", modes[mode]) for mode in (1, 2, 3)]
+    rows_of.append(("`heap<slim_lock>`", "slim_lock", modes[3]))
+    out += cycle_table(rows_of, worst)
+    out += ["", "The same in a process that has started (and joined) a thread before anything else "
+            "(`bench_unique_threads_mode<N>`), as a program that uses the thread-safe default heap is likely to "
+            "have: glibc then takes its atomic paths for good, which slows libffi's cycle and the run-time form's "
+            "`operator new`, not the other forms.", ""]
+    worst_threaded = {}
+    out += cycle_table([(f"default heap, mode {mode}", f"mode{mode}", threaded[mode]) for mode in (2, 3)],
+                       worst_threaded)
     out += ["", "System calls of the cycle once warm (`unique/syscalls/...`: 4096 cycles to warm up, then 100,000 "
             "counted, per cycle): every system call of the thread as the kernel counts them (tracepoint "
             "`raw_syscalls:sys_enter`, through `perf_event_open`), and every call into the OS back end of a "
@@ -248,6 +261,9 @@ def unique_cycle_section(modes):
     out += ["", f"Target: {TARGETS['unique_cycle']}. Measured, worst form of each heap:", ""]
     for label, ratio in worst.items():
         out.append(f"- {label}: {ratio:.2f}x the libffi cycle ({verdict(ratio <= 0.5)})")
+    for label, ratio in worst_threaded.items():
+        out.append(f"- {label}, in a process that has had a second thread: {ratio:.2f}x the libffi cycle "
+                   f"({verdict(ratio <= 0.5)})")
     none = all(v == 0 for v in steady)
     out.append(f"- system calls once warm: {'none' if none else 'some'} in {len(steady)} counts "
                f"({verdict(none)}{'' if kernel_counted else '; the kernel count was not available, only the back end was counted'})")
@@ -255,17 +271,18 @@ def unique_cycle_section(modes):
     return out
 
 
-def unique_threads_section(modes):
+def unique_threads_section(threaded):
     out = ["## 6. Unique thunks from 2 threads", "",
-           "The same cycle on the default heap from 1 and 2 threads at once (mode 2: a heap per thread; mode 3: one "
-           "locked heap with a cache of slots per thread); throughput of all threads together (median, real time). "
+           "`bench_unique_threads_mode<N>`: the same cycle on the default heap from 1 and 2 threads at once (mode 2: "
+           "a heap per thread; mode 3: one locked heap with a cache of slots per thread); throughput of all threads "
+           "together (median, real time). "
            "The first row of each mode is the machine's own scaling in the same process: each thread runs a private "
            "arithmetic loop that shares nothing; the last column divides each scaling by it.", ""]
     out.append("| Safety mode | Work | 1 thread | 2 threads | scaling | scaling / the machine's |")
     out.append("| --- | --- | ---: | ---: | ---: | ---: |")
     scaling = {}
     for mode in (2, 3):
-        rows = modes[mode][0]
+        rows = threaded[mode][0]
         for key, label in [("independent", "independent work (no library)"), ("compile_time", "compile-time member"),
                            ("run_time", "run-time member")]:
             base = f"unique/threads/{key}" if key == "independent" else f"unique/threads/mode{mode}/{key}"
@@ -386,13 +403,18 @@ def main():
     for mode in (1, 2, 3):
         data = load(directory, f"bench_unique_mode{mode}")
         modes[mode] = (medians(data), cvs(data), load_of(data))
-    lines += unique_cycle_section(modes)
-    lines += unique_threads_section(modes)
+    threaded = {}
+    for mode in (2, 3):
+        data = load(directory, f"bench_unique_threads_mode{mode}")
+        threaded[mode] = (medians(data), cvs(data), load_of(data))
+    lines += unique_cycle_section(modes, threaded)
+    lines += unique_threads_section(threaded)
     prebuilt = load(directory, "bench_call_prebuilt")
     lines += prebuilt_call_section(medians(prebuilt), cvs(prebuilt))
     lines += unique_memory_section(medians(memory))
     names = ["bench_call", "bench_create", "bench_heap_mode3", "bench_heap_mode2", "bench_memory",
-             "bench_call_prebuilt", "bench_unique_mode1", "bench_unique_mode2", "bench_unique_mode3"]
+             "bench_call_prebuilt", "bench_unique_mode1", "bench_unique_mode2", "bench_unique_mode3",
+             "bench_unique_threads_mode2", "bench_unique_threads_mode3"]
     loads = [(name, load_of(load(directory, name))) for name in names]
     lines += ["## Load during this run", "",
               "The machine is shared (other builds may run): the load average (1, 5, 15 minutes) when each "

@@ -1,8 +1,15 @@
 // Benchmark 5, unique thunks (prebuilt stubs, no run-time code): make_unique_thunk + destroy as one cycle, in each of
 // its three forms, against the libffi closure cycle in the same process; the same cycle from 1 and 2 threads at once;
 // and the system calls the cycle makes once warm (it should make none). Built once per safety mode of the default
-// heap (MEMBER_THUNK_DEFAULT_HEAP_SAFETY=1, 2, 3: bench_unique_mode<N>); heap<slim_lock> rows are in the mode-3
-// executable only (they do not depend on the mode), threads rows in modes 2 and 3 (mode 1 is single-threaded).
+// heap (MEMBER_THUNK_DEFAULT_HEAP_SAFETY=1, 2, 3) and per state of the process:
+//   bench_unique_mode<N>          never starts a thread: cycle and syscalls rows (heap<slim_lock> rows in mode 3 only:
+//                                 they do not depend on the mode)
+//   bench_unique_threads_mode<N>  (N = 2, 3; BENCH_UNIQUE_THREADS) starts and joins a thread before anything else:
+//                                 threads rows, and the cycle rows of the default heap and libffi again.
+// The state matters to the peers, not to the library: once a process has started a thread, glibc's malloc and locks
+// leave their single-threaded fast paths for good, and libffi's cycle (and the run-time form's operator new) slows down
+// (19 ns to 29 ns here). A benchmark process that starts threads for some rows only would time the others in either
+// state depending on the random order.
 //
 //   cycle      make_unique_thunk + destroy, one per iteration; items are cycles. libffi's cycle is what a program pays
 //              per closure once it has its call interface: ffi_closure_alloc + ffi_prep_closure_loc + ffi_closure_free
@@ -33,6 +40,7 @@
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 namespace
 {
@@ -227,27 +235,29 @@ namespace
 	}
 
 	template<class Source, form F>
-	void register_form(const std::string& heap)
+	void register_form(const std::string& heap, bool count_syscalls)
 	{
 		const std::string suffix = heap + "/" + name_of(F);
 		benchmark::RegisterBenchmark(("unique/cycle/" + suffix).c_str(), cycle<Source, F>);
-		benchmark::RegisterBenchmark(("unique/syscalls/" + suffix).c_str(), syscalls<Source, F>)->Iterations(1);
+		if (count_syscalls)
+			benchmark::RegisterBenchmark(("unique/syscalls/" + suffix).c_str(), syscalls<Source, F>)->Iterations(1);
 	}
 
 	template<class Source>
-	void register_heap(const std::string& heap)
+	void register_heap(const std::string& heap, bool count_syscalls)
 	{
-		register_form<Source, form::compile_time>(heap);
-		register_form<Source, form::run_time>(heap);
-		register_form<Source, form::callable>(heap);
+		register_form<Source, form::compile_time>(heap, count_syscalls);
+		register_form<Source, form::run_time>(heap, count_syscalls);
+		register_form<Source, form::callable>(heap, count_syscalls);
 	}
 
+#if !defined(BENCH_UNIQUE_THREADS)
 	void register_all()
 	{
 		const std::string mode = "mode" + std::to_string(MEMBER_THUNK_DEFAULT_HEAP_SAFETY);
-		register_heap<default_heap_source>(mode);
+		register_heap<default_heap_source>(mode, true);
 #if MEMBER_THUNK_DEFAULT_HEAP_SAFETY == MEMBER_THUNK_THREAD_SAFE_HEAP
-		register_heap<slim_heap>("slim_lock");
+		register_heap<slim_heap>("slim_lock", true);
 		// The syscall rows of the counting heap: the same heap<slim_lock>, on a back end that counts its calls.
 		benchmark::RegisterBenchmark("unique/syscalls/slim_lock_counting/compile_time",
 		                             syscalls<counting_heap, form::compile_time>)
@@ -260,7 +270,16 @@ namespace
 		    ->Iterations(1);
 #endif
 		benchmark::RegisterBenchmark("unique/cycle/libffi", cycle_libffi);
-#if MEMBER_THUNK_DEFAULT_HEAP_SAFETY != MEMBER_THUNK_SINGLE_THREADED_HEAP
+	}
+#else
+	static_assert(MEMBER_THUNK_DEFAULT_HEAP_SAFETY != MEMBER_THUNK_SINGLE_THREADED_HEAP,
+	              "the single-threaded default heap cannot be used from two threads");
+
+	void register_all()
+	{
+		const std::string mode = "mode" + std::to_string(MEMBER_THUNK_DEFAULT_HEAP_SAFETY);
+		register_heap<default_heap_source>(mode, false);
+		benchmark::RegisterBenchmark("unique/cycle/libffi", cycle_libffi);
 		const std::string threads = "unique/threads/" + mode + "/";
 		benchmark::RegisterBenchmark((threads + "compile_time").c_str(), cycle<default_heap_source, form::compile_time>)
 		    ->Threads(1)
@@ -274,12 +293,16 @@ namespace
 		    ->Threads(1)
 		    ->Threads(2)
 		    ->UseRealTime();
-#endif
 	}
+#endif
 } // namespace
 
 int main(int argc, char** argv)
 {
+#if defined(BENCH_UNIQUE_THREADS)
+	// Every row of this executable runs in a process that has had a second thread (see the top of this file).
+	std::thread([] {}).join();
+#endif
 	register_all();
 	benchmark::Initialize(&argc, argv);
 	if (benchmark::ReportUnrecognizedArguments(argc, argv))
