@@ -1,6 +1,10 @@
 // Benchmark 1, call overhead: one C callback called in a tight loop through each contender, with 0, 2 and 4
 // arguments after the context pointer. Every contender ends in the same out-of-line member function, so the
 // differences are what each way of reaching it costs. Names: call/<arguments>/<contender>.
+//
+// Built twice: bench_call (pages of run-time code) and bench_call_prebuilt (MEMBER_THUNK_NO_RUNTIME_CODE: the page
+// contenders are pages of prebuilt stubs, and the unique thunks of the default heap, unique_<form>, join them). Each
+// executable has its own floor, so every ratio compares numbers of the same process.
 #include "contenders.hpp"
 
 #include <benchmark/benchmark.h>
@@ -88,6 +92,7 @@ namespace
 		member_thunk::page page = member_thunk::allocate_page();
 		const auto f = page.make_thunk<typename sig::callback, sig::member>(&a);
 		page.mark_executable();
+		state.counters["prebuilt"] = page.prebuilt() ? 1 : 0;
 		run<Arguments>(state, f, nullptr);
 	}
 
@@ -99,6 +104,7 @@ namespace
 		member_thunk::page page = member_thunk::allocate_page();
 		const auto f = page.make_thunk<typename sig::callback>(&a, sig::member);
 		page.mark_executable();
+		state.counters["prebuilt"] = page.prebuilt() ? 1 : 0;
 		run<Arguments>(state, f, nullptr);
 	}
 
@@ -118,7 +124,53 @@ namespace
 		};
 		const auto f = page.make_thunk<typename sig::callback>(lambda);
 		page.mark_executable();
+		state.counters["prebuilt"] = page.prebuilt() ? 1 : 0;
 		run<Arguments>(state, f, nullptr);
+	}
+
+	/// The callable of the callable forms (a lambda for pages; a named type for unique thunks, which reference it).
+	template<std::size_t Arguments>
+	struct forwarding_callable
+	{
+		accumulator* a;
+		template<class... Args>
+		long operator()(Args... args) const
+		{
+			if constexpr (Arguments == 0)
+				return a->add0(args...);
+			else if constexpr (Arguments == 2)
+				return a->add2(args...);
+			else
+				return a->add4(args...);
+		}
+	};
+
+	template<std::size_t Arguments>
+	void unique_compile_time(benchmark::State& state)
+	{
+		using sig = signature<Arguments>;
+		accumulator a;
+		const auto t = member_thunk::make_unique_thunk<typename sig::callback, sig::member>(&a);
+		run<Arguments>(state, t.get(), nullptr);
+	}
+
+	template<std::size_t Arguments>
+	void unique_run_time(benchmark::State& state)
+	{
+		using sig = signature<Arguments>;
+		accumulator a;
+		const auto t = member_thunk::make_unique_thunk<typename sig::callback>(&a, sig::member);
+		run<Arguments>(state, t.get(), nullptr);
+	}
+
+	template<std::size_t Arguments>
+	void unique_callable(benchmark::State& state)
+	{
+		using sig = signature<Arguments>;
+		accumulator a;
+		forwarding_callable<Arguments> callable{&a};
+		const auto t = member_thunk::make_unique_thunk<typename sig::callback>(callable);
+		run<Arguments>(state, t.get(), nullptr);
 	}
 
 	template<std::size_t Arguments>
@@ -147,6 +199,11 @@ namespace
 		benchmark::RegisterBenchmark((prefix + "thunk_callable").c_str(), thunk_callable<Arguments>);
 		benchmark::RegisterBenchmark((prefix + "libffi").c_str(), libffi<Arguments>);
 		benchmark::RegisterBenchmark((prefix + "std_function").c_str(), std_function<Arguments>);
+#if defined(MEMBER_THUNK_NO_RUNTIME_CODE)
+		benchmark::RegisterBenchmark((prefix + "unique_compile_time").c_str(), unique_compile_time<Arguments>);
+		benchmark::RegisterBenchmark((prefix + "unique_run_time").c_str(), unique_run_time<Arguments>);
+		benchmark::RegisterBenchmark((prefix + "unique_callable").c_str(), unique_callable<Arguments>);
+#endif
 	}
 } // namespace
 

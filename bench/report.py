@@ -13,7 +13,18 @@ TARGETS = {
     "create": "batched creation at most 25 ns per thunk; one-thunk-per-page creation at most 2 µs",
     "memory": "at most 32 bytes per thunk at full pages",
     "heap": "mode 2 scales at least 1.8x from 1 to 2 threads; mode 3 does not collapse",
+    "unique_cycle": "a make_unique_thunk + destroy cycle costs at most 0.5x the libffi closure cycle (alloc + prep + "
+                    "free) measured in the same process, in every form, safety mode and heap; no system call in "
+                    "steady state",
+    "unique_threads": "2 threads making and destroying unique thunks reach at least 1.6x the throughput of 1 thread, "
+                      "in modes 2 and 3",
+    "prebuilt_call": "a call through a prebuilt stub (unique thunk, or page of prebuilt stubs) costs at most 1.3x the "
+                     "context-pointer floor",
+    "unique_memory": "at most 32 bytes of committed memory per unique thunk at 10,000 thunks, whatever way the stubs' "
+                     "code comes from",
 }
+
+FORMS = [("compile_time", "compile-time member"), ("run_time", "run-time member"), ("callable", "callable")]
 
 
 def load(directory, name):
@@ -30,6 +41,21 @@ def medians(data):
         elif b.get("run_type") == "iteration" and b["run_name"] not in rows:
             rows[b["run_name"]] = b
     return rows
+
+
+def cvs(data):
+    """name -> the coefficient of variation of its repetitions (a fraction), when there were repetitions."""
+    return {b["run_name"]: b for b in data["benchmarks"] if b.get("aggregate_name") == "cv"}
+
+
+def spread(cv_rows, name, key="cpu_time"):
+    row = cv_rows.get(name)
+    return f"±{100 * row[key]:.0f}%" if row else "n/a"
+
+
+def load_of(data):
+    load = data["context"].get("load_avg")
+    return " / ".join(f"{x:.1f}" for x in load) if load else "unknown"
 
 
 def ns(row, key="real_time"):
@@ -161,6 +187,189 @@ def memory_section(rows):
     return out
 
 
+def cycle_table(rows_of, worst):
+    """rows_of: (label, heap name, (medians, cvs, load)); fills worst[label] with the worst ratio to libffi."""
+    out = ["| Heap | compile-time member | run-time member | callable | libffi cycle (same process) | "
+           "x libffi (ct / rt / callable) |",
+           "| --- | ---: | ---: | ---: | ---: | --- |"]
+    for label, heap, (rows, cv, _) in rows_of:
+        ffi = ns_per_item(rows["unique/cycle/libffi"])
+        cells, ratios = [], []
+        for form, _ in FORMS:
+            name = f"unique/cycle/{heap}/{form}"
+            t = ns_per_item(rows[name])
+            cells.append(f"{fmt_ns(t)} {spread(cv, name)}")
+            ratios.append(t / ffi)
+        worst[label] = max(ratios)
+        out.append(f"| {label} | " + " | ".join(cells) + f" | {fmt_ns(ffi)} {spread(cv, 'unique/cycle/libffi')} | " +
+                   " / ".join(f"{r:.2f}" for r in ratios) + " |")
+    return out
+
+
+def unique_cycle_section(modes, threaded):
+    """modes: mode number -> (medians, cvs, load) of bench_unique_mode<N>; threaded: the same of
+    bench_unique_threads_mode<N> (modes 2 and 3)."""
+    out = ["## 5. Unique thunks: the make + destroy cycle", "",
+           "`make_unique_thunk` + destruction of the `unique_thunk`, one per iteration, in each form, from the default "
+           "heap in each safety mode (one executable per mode) and from a `heap<slim_lock>` (in the mode-3 "
+           "executable); against libffi's closure cycle in the same process: `ffi_closure_alloc` + "
+           "`ffi_prep_closure_loc` + `ffi_closure_free` (the `ffi_cif` prepared once, as a program does per "
+           "signature). CPU time per cycle (median of the repetitions; ± is their coefficient of variation); the "
+           "ratio is to the libffi cycle of the same executable. These executables never start a thread: glibc's "
+           "malloc and locks keep their single-threaded fast paths, libffi's best case.", ""]
+    worst = {}
+    rows_of = [(f"default heap, mode {mode}", f"mode{mode}", modes[mode]) for mode in (1, 2, 3)]
+    rows_of.append(("`heap<slim_lock>`", "slim_lock", modes[3]))
+    out += cycle_table(rows_of, worst)
+    out += ["", "The same in a process that has started (and joined) a thread before anything else "
+            "(`bench_unique_threads_mode<N>`), as a program that uses the thread-safe default heap is likely to "
+            "have: glibc then takes its atomic paths for good, which slows libffi's cycle and the run-time form's "
+            "`operator new`, not the other forms.", ""]
+    worst_threaded = {}
+    out += cycle_table([(f"default heap, mode {mode}", f"mode{mode}", threaded[mode]) for mode in (2, 3)],
+                       worst_threaded)
+    out += ["", "System calls of the cycle once warm (`unique/syscalls/...`: 4096 cycles to warm up, then 100,000 "
+            "counted, per cycle): every system call of the thread as the kernel counts them (tracepoint "
+            "`raw_syscalls:sys_enter`, through `perf_event_open`), and every call into the OS back end of a "
+            "`heap<slim_lock, test::failing_os>` (the native back end counting each call: "
+            "`tests/support/failing_os.hpp`). The warm-up columns are totals (0 when an earlier benchmark of the "
+            "process had already warmed that heap).", ""]
+    out.append("| Heap | Form | system calls per cycle | back-end calls per cycle | system calls in warm-up | "
+               "back-end calls in warm-up |")
+    out.append("| --- | --- | ---: | ---: | ---: | ---: |")
+    steady = []
+    syscall_rows = [(f"default heap, mode {m}", f"mode{m}", modes[m][0]) for m in (1, 2, 3)]
+    syscall_rows += [("`heap<slim_lock>`", "slim_lock", modes[3][0]),
+                     ("`heap<slim_lock, failing_os>`", "slim_lock_counting", modes[3][0])]
+
+    def count(value, per_cycle):
+        if value < 0:
+            return "not counted"
+        return f"{value:.4f}" if per_cycle else f"{value:,.0f}"
+
+    for label, heap, rows in syscall_rows:
+        for form, form_label in FORMS:
+            row = rows[f"unique/syscalls/{heap}/{form}/iterations:1"]
+            for key in ("syscalls_per_cycle", "os_calls_per_cycle"):
+                if row[key] >= 0:
+                    steady.append(row[key])
+            out.append(f"| {label} | {form_label} | {count(row['syscalls_per_cycle'], True)} | "
+                       f"{count(row['os_calls_per_cycle'], True)} | {count(row['syscalls_warmup'], False)} | "
+                       f"{count(row['os_calls_warmup'], False)} |")
+    kernel_counted = any(modes[3][0][f"unique/syscalls/mode3/{f}/iterations:1"]["syscalls_per_cycle"] >= 0
+                         for f, _ in FORMS)
+    out += ["", f"Target: {TARGETS['unique_cycle']}. Measured, worst form of each heap:", ""]
+    for label, ratio in worst.items():
+        out.append(f"- {label}: {ratio:.2f}x the libffi cycle ({verdict(ratio <= 0.5)})")
+    for label, ratio in worst_threaded.items():
+        out.append(f"- {label}, in a process that has had a second thread: {ratio:.2f}x the libffi cycle "
+                   f"({verdict(ratio <= 0.5)})")
+    none = all(v == 0 for v in steady)
+    out.append(f"- system calls once warm: {'none' if none else 'some'} in {len(steady)} counts "
+               f"({verdict(none)}{'' if kernel_counted else '; the kernel count was not available, only the back end was counted'})")
+    out.append("")
+    return out
+
+
+def unique_threads_section(threaded):
+    out = ["## 6. Unique thunks from 2 threads", "",
+           "`bench_unique_threads_mode<N>`: the same cycle on the default heap from 1 and 2 threads at once (mode 2: "
+           "a heap per thread; mode 3: one locked heap with a cache of slots per thread); throughput of all threads "
+           "together (median, real time). "
+           "The first row of each mode is the machine's own scaling in the same process: each thread runs a private "
+           "arithmetic loop that shares nothing; the last column divides each scaling by it.", ""]
+    out.append("| Safety mode | Work | 1 thread | 2 threads | scaling | scaling / the machine's |")
+    out.append("| --- | --- | ---: | ---: | ---: | ---: |")
+    scaling = {}
+    for mode in (2, 3):
+        rows = threaded[mode][0]
+        for key, label in [("independent", "independent work (no library)"), ("compile_time", "compile-time member"),
+                           ("run_time", "run-time member")]:
+            base = f"unique/threads/{key}" if key == "independent" else f"unique/threads/mode{mode}/{key}"
+            one = rows[f"{base}/real_time/threads:1"]["items_per_second"]
+            two = rows[f"{base}/real_time/threads:2"]["items_per_second"]
+            scaling[(mode, key)] = two / one
+            relative = scaling[(mode, key)] / scaling[(mode, "independent")]
+            out.append(f"| {mode} | {label} | {one / 1e6:,.1f} M/s | {two / 1e6:,.1f} M/s | {two / one:.2f}x | "
+                       f"{relative:.2f} |")
+    out += ["", f"Target: {TARGETS['unique_threads']}. Measured:", ""]
+    for mode in (2, 3):
+        for key, label in [("compile_time", "compile-time member"), ("run_time", "run-time member")]:
+            x = scaling[(mode, key)]
+            out.append(f"- mode {mode}, {label}: {x:.2f}x ({verdict(x >= 1.6)}); the machine gave "
+                       f"{scaling[(mode, 'independent')]:.2f}x to independent work in the same run")
+    out.append("")
+    return out
+
+
+def prebuilt_call_section(rows, cv):
+    out = ["## 7. Calls through prebuilt stubs", "",
+           "`bench_call_prebuilt`: the call benchmark of section 1 built with `MEMBER_THUNK_NO_RUNTIME_CODE`, so "
+           "its pages are pages of prebuilt stubs (checked: `page.prebuilt()`), joined by unique thunks; its own "
+           "floor and libffi, in the same process. CPU time per call (median).", ""]
+    contenders = [("floor", "floor: function taking a context pointer"),
+                  ("thunk_compile_time", "page of prebuilt stubs, compile-time member"),
+                  ("thunk_run_time", "page of prebuilt stubs, run-time member"),
+                  ("thunk_callable", "page of prebuilt stubs, callable"),
+                  ("unique_compile_time", "unique thunk, compile-time member"),
+                  ("unique_run_time", "unique thunk, run-time member"),
+                  ("unique_callable", "unique thunk, callable"),
+                  ("libffi", "libffi closure")]
+    out.append("| Contender | 0 args | 2 args | 4 args | x floor (0/2/4) | libffi / this (0/2/4) |")
+    out.append("| --- | ---: | ---: | ---: | --- | --- |")
+    worst = {}
+    floors = [ns(rows[f"call/{n}/floor"], "cpu_time") for n in (0, 2, 4)]
+    ffis = [ns(rows[f"call/{n}/libffi"], "cpu_time") for n in (0, 2, 4)]
+    for key, label in contenders:
+        times = [ns(rows[f"call/{n}/{key}"], "cpu_time") for n in (0, 2, 4)]
+        x_floor = [t / f for t, f in zip(times, floors)]
+        x_ffi = [f / t for t, f in zip(times, ffis)]
+        worst[key] = max(x_floor)
+        out.append(f"| {label} | " + " | ".join(f"{fmt_ns(t)} {spread(cv, f'call/{n}/{key}')}"
+                                                for t, n in zip(times, (0, 2, 4))) + " | " +
+                   " / ".join(f"{r:.2f}" for r in x_floor) + " | " + " / ".join(f"{r:.1f}" for r in x_ffi) + " |")
+    prebuilt = all(rows[f"call/{n}/thunk_compile_time"].get("prebuilt", 0) == 1 for n in (0, 2, 4))
+    out += ["", f"Target: {TARGETS['prebuilt_call']}. Worst case over 0, 2 and 4 arguments"
+            f"{'' if prebuilt else ' (**the pages were not prebuilt: the run is invalid**)'}:", ""]
+    for key, label in contenders[1:-1]:
+        out.append(f"- {label}: {worst[key]:.2f}x the floor ({verdict(worst[key] <= 1.3)})")
+    out += ["", "Calls through pages of run-time code are section 1 (`bench_call`, unchanged, its own floor).", ""]
+    return out
+
+
+def unique_memory_section(rows):
+    out = ["## 8. Memory of unique thunks", "",
+           "Unique thunks (compile-time member) alive in a fresh `heap<>`, for each way the stubs' code can come "
+           "from (forced with `stub_sources::force`), per thunk. *Heap* is the heap's own "
+           "`statistics().committed_bytes` (its data pages). The process columns are the growth of "
+           "`/proc/self/smaps_rollup` while the thunks were made, divided by their count: *Private_Dirty* is memory "
+           "only this process has written; *Pss_Dirty* adds the dirty pages it shares, divided among their "
+           "mappings (the sealed memfd's pages); *Rss* counts every page mapped, once per mapping, shared or not "
+           "(the code mapped from the program's file or the memfd appears there although it is no memory of the "
+           "process's own). Committed memory is the larger of *Heap* and *Pss_Dirty*.", ""]
+    out.append("| Way | Heap: 1 / 128 / 10000 | Private_Dirty at 10000 | Pss_Dirty at 10000 | Rss at 10000 | "
+               "committed at 10000 |")
+    out.append("| --- | --- | ---: | ---: | ---: | ---: |")
+    committed = {}
+    ways = [("image_file", "`image_file`: mapped from the program's file"),
+            ("sealed_copy", "`sealed_copy`: a sealed memfd, mapped"),
+            ("runtime_copy", "`runtime_copy`: a private copy, sealed"),
+            ("image_pool", "`image_pool`: the pool in the program (.bss data)")]
+    for way, label in ways:
+        heap = [rows[f"memory/unique/{way}/{n}/iterations:1"]["heap_bytes_per_thunk"] for n in (1, 128, 10000)]
+        full = rows[f"memory/unique/{way}/10000/iterations:1"]
+        dirty = full["pss_dirty_per_thunk"] if full["pss_dirty_per_thunk"] >= 0 else full["private_dirty_per_thunk"]
+        committed[way] = max(heap[2], dirty)
+        out.append(f"| {label} | " + " / ".join(f"{h:,.1f} B" for h in heap) +
+                   f" | {full['private_dirty_per_thunk']:,.1f} B | {full['pss_dirty_per_thunk']:,.1f} B | "
+                   f"{full['rss_per_thunk']:,.1f} B | {committed[way]:,.1f} B |")
+    out += ["", f"Target: {TARGETS['unique_memory']}. Measured (committed at 10000):", ""]
+    for way, label in ways:
+        out.append(f"- {way}: {committed[way]:.1f} bytes per thunk ({verdict(committed[way] <= 32)})")
+    out.append("")
+    return out
+
+
 def main():
     directory, output = sys.argv[1], sys.argv[2]
     call = load(directory, "bench_call")
@@ -188,7 +397,32 @@ def main():
     lines += create_section(medians(load(directory, "bench_create")))
     lines += heap_section(medians(load(directory, "bench_heap_mode3")), medians(load(directory, "bench_heap_mode2")),
                           mprotect_pairs(directory))
-    lines += memory_section(medians(load(directory, "bench_memory")))
+    memory = load(directory, "bench_memory")
+    lines += memory_section(medians(memory))
+    modes = {}
+    for mode in (1, 2, 3):
+        data = load(directory, f"bench_unique_mode{mode}")
+        modes[mode] = (medians(data), cvs(data), load_of(data))
+    threaded = {}
+    for mode in (2, 3):
+        data = load(directory, f"bench_unique_threads_mode{mode}")
+        threaded[mode] = (medians(data), cvs(data), load_of(data))
+    lines += unique_cycle_section(modes, threaded)
+    lines += unique_threads_section(threaded)
+    prebuilt = load(directory, "bench_call_prebuilt")
+    lines += prebuilt_call_section(medians(prebuilt), cvs(prebuilt))
+    lines += unique_memory_section(medians(memory))
+    names = ["bench_call", "bench_create", "bench_heap_mode3", "bench_heap_mode2", "bench_memory",
+             "bench_call_prebuilt", "bench_unique_mode1", "bench_unique_mode2", "bench_unique_mode3",
+             "bench_unique_threads_mode2", "bench_unique_threads_mode3"]
+    loads = [(name, load_of(load(directory, name))) for name in names]
+    lines += ["## Load during this run", "",
+              "The machine is shared (other builds may run): the load average (1, 5, 15 minutes) when each "
+              "executable started, as Google Benchmark recorded it. Above the number of CPUs, other processes took "
+              "CPU time from the benchmarks: medians and same-run ratios absorb much of it, the thread scaling "
+              "rows least (see the independent-work rows).", ""]
+    lines += [f"- `{name}`: {value}" for name, value in loads]
+    lines.append("")
     notes = pathlib.Path(__file__).with_name("notes.md")
     if notes.exists():
         lines += [notes.read_text().rstrip(), ""]
