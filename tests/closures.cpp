@@ -42,6 +42,10 @@ namespace
 		high = std::int64_t{1} << 62
 	};
 
+#if defined(__SIZEOF_INT128__)
+	__extension__ typedef unsigned __int128 u128; // a GNU extension: -Wpedantic is told so
+#endif
+
 	/// The memory pointer arguments and results point into.
 	std::array<char, 64> storage{};
 
@@ -96,6 +100,10 @@ namespace
 			return static_cast<R>(mixed % 1'000'003U) / R{8} + R{0.5}; // exact in a float
 		else if constexpr (std::is_same_v<R, bool>)
 			return mixed % 2 == 1;
+#if defined(__SIZEOF_INT128__)
+		else if constexpr (std::is_same_v<R, u128>)
+			return (static_cast<u128>(mixed) << 64U) | ~mixed; // both halves of the result carry something
+#endif
 		else
 			return static_cast<R>(mixed);
 	}
@@ -157,11 +165,11 @@ namespace
 		auto call_11 = [&o = s[11]](A... a) { return o.take<R, A...>(a...); };
 
 		// A page of the default heap: near the code.
-		member_thunk::page near = member_thunk::allocate_page();
-		const callback near_ct = near.make_closure<callback, member>(&s[0]);
-		const callback near_rt = near.make_closure<callback>(&s[1], member);
-		const callback near_callable = near.make_closure<callback>(call_2);
-		near.mark_executable();
+		member_thunk::page near_page = member_thunk::allocate_page();
+		const callback near_ct = near_page.make_closure<callback, member>(&s[0]);
+		const callback near_rt = near_page.make_closure<callback>(&s[1], member);
+		const callback near_callable = near_page.make_closure<callback>(call_2);
+		near_page.mark_executable();
 		expect_call("compile-time member, near page", near_ct, s[0], args...);
 		expect_call("run-time member, near page", near_rt, s[1], args...);
 		expect_call("callable, near page", near_callable, s[2], args...);
@@ -169,11 +177,11 @@ namespace
 		// A page of a heap out of direct reach of the code.
 		{
 			member_thunk::heap<member_thunk::null_lock, test::far_os> far_heap;
-			member_thunk::page far = far_heap.allocate_page();
-			const callback far_ct = far.make_closure<callback, member>(&s[3]);
-			const callback far_rt = far.make_closure<callback>(&s[4], member);
-			const callback far_callable = far.make_closure<callback>(call_5);
-			far.mark_executable();
+			member_thunk::page far_page = far_heap.allocate_page();
+			const callback far_ct = far_page.make_closure<callback, member>(&s[3]);
+			const callback far_rt = far_page.make_closure<callback>(&s[4], member);
+			const callback far_callable = far_page.make_closure<callback>(call_5);
+			far_page.mark_executable();
 			expect_call("compile-time member, far page", far_ct, s[3], args...);
 			expect_call("run-time member, far page", far_rt, s[4], args...);
 			expect_call("callable, far page", far_callable, s[5], args...);
@@ -366,6 +374,17 @@ TEST_CASE("closures::more than 8 floating-point parameters (the rest on the stac
 	    value_at<double>(5), value_at<double>(6), value_at<double>(7), value_at<double>(8), value_at<double>(9));
 }
 #endif
+
+TEST_CASE("closures::results in two registers or on the x87 stack", "[closures][signatures]")
+{
+	// Results the ABI returns in registers other than the usual one: the closure leaves the return path alone.
+#if defined(__SIZEOF_INT128__)
+	check_integers<u128>(std::make_index_sequence<most_integers>{}); // rax:rdx, x0:x1, xmm0 on Windows x64
+#endif
+#if !defined(MEMBER_THUNK_OS_WINDOWS)
+	check_integers<long double>(std::make_index_sequence<most_integers>{}); // st(0) on x86-64, q0 on AArch64
+#endif
+}
 
 TEST_CASE("closures::noexcept callbacks", "[closures][signatures]")
 {
