@@ -217,8 +217,11 @@ namespace
 		}
 		before_heap.compact();
 		member_thunk::compact();
-		if (!before_heap.is_valid() || !member_thunk::detail::default_heap().is_valid() ||
-		    before_heap.statistics().regions != 0)
+		// What stays is what holds the quarantine of the unique thunks destroyed last: slab pages, no live thunk.
+		const auto left = before_heap.statistics();
+		if (!before_heap.is_valid() || !member_thunk::detail::default_heap().is_valid() || left.live_pages != 0 ||
+		    left.live_unique_thunks != 0 || left.cached_pages != 0 || left.regions > left.slab_pages ||
+		    left.committed_bytes != left.slab_pages * test::system_page_size())
 			child_fails(cleanup_failed, "cleanup");
 		require_safe_mappings("after cleanup");
 		std::_Exit(passed);

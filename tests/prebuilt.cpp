@@ -179,7 +179,7 @@ TEST_CASE("prebuilt::every form of thunk works on every way, from the default he
 	{
 		member_thunk::heap<member_thunk::slim_lock> h;
 		CHECK(exercise_every_form(h) == expected);
-		CHECK(h.statistics().regions == 0);
+		CHECK(h.statistics().regions == 0); // the suite has no quarantine (tests/CMakeLists.txt)
 	}
 	SECTION("heap<null_lock> over the failing back end (which only counts)")
 	{

@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -471,18 +472,49 @@ TEST_CASE("unique_thunk::statistics, and compact() gives back the slab pages no 
 	thunks.pop_back();
 	CHECK(h.statistics().live_unique_thunks == per_page);
 	CHECK(h.statistics().slab_pages == 2); // its free slot is queued, the page stays in the slab
+	// Its slot is among the newest MEMBER_THUNK_UNIQUE_QUARANTINE destroyed: compact() keeps its page, which would
+	// otherwise be the next slab page taken and hand that slot out again at once.
 	h.compact();
-	CHECK(h.statistics().slab_pages == 1);
+	CHECK(h.statistics().slab_pages == 2);
+	CHECK(test::protection_in(test::read_maps(), last) == "rw-");
 	CHECK(h.is_valid());
-	// Its page left the slab and compact() decommitted it (or gave back its region, when a region is one page).
-	CHECK((test::revocation_of(last) == "decommitted" || !test::is_mapped(test::read_maps(), last)));
 	thunks.clear();
 	CHECK(h.statistics().live_unique_thunks == 0);
+	CHECK(h.is_valid());
+}
+
+TEST_CASE("unique_thunk::compact() gives back the slab pages whose slots all left the quarantine",
+          "[unique_thunk][stats]")
+{
+	member_thunk::heap<member_thunk::null_lock> h;
+	tagged t{1};
+	const std::size_t per_page = test::system_page_size() / 4096 * 252;
+	// A full slab page of old thunks, then `quarantine` newer ones on the pages after it.
+	std::vector<member_thunk::unique_thunk<callback>> old_thunks;
+	std::vector<member_thunk::unique_thunk<callback>> new_thunks;
+	for (std::size_t i = 0; i < per_page; ++i)
+		old_thunks.push_back(h.make_unique_thunk<callback, &tagged::get>(&t));
+	for (std::size_t i = 0; i < quarantine; ++i)
+		new_thunks.push_back(h.make_unique_thunk<callback, &tagged::get>(&t));
+	const std::byte* const old_slot = slot_of(old_thunks.front());
+	std::set<const void*> new_pages;
+	for (const auto& n : new_thunks)
+		new_pages.insert(test::page_of(slot_of(n)));
+	REQUIRE(new_pages.count(test::page_of(old_slot)) == 0);
+	const std::size_t pages_before = h.statistics().slab_pages;
+	CHECK(pages_before == 1 + new_pages.size());
+	// The old ones are destroyed first: the newest `quarantine` destroyed are exactly the new ones.
+	old_thunks.clear();
+	new_thunks.clear();
 	h.compact();
-	s = h.statistics();
-	CHECK(s.slab_pages == 0);
-	CHECK(s.regions == 0);
-	CHECK(s.committed_bytes == 0);
+	const auto s = h.statistics();
+	CHECK(s.live_unique_thunks == 0);
+	CHECK(s.slab_pages == new_pages.size());
+	// The old thunks' page left the slab and compact() decommitted it (or gave back its region, when a region is one
+	// page); the pages of quarantined slots stay, read-write, every slot pointing at the trap.
+	CHECK((test::revocation_of(old_slot) == "decommitted" || !test::is_mapped(test::read_maps(), old_slot)));
+	for (const void* page : new_pages)
+		CHECK(test::protection_in(test::read_maps(), page) == "rw-");
 	CHECK(h.is_valid());
 }
 
@@ -499,8 +531,10 @@ TEST_CASE("unique_thunk::the default heap: compact() gives back the calling thre
 		CHECK(default_statistics().slab_pages >= 1);
 	}
 	CHECK(default_statistics().live_unique_thunks == before.live_unique_thunks);
+	// Their slots are all among the newest MEMBER_THUNK_UNIQUE_QUARANTINE destroyed (in mode 3, compact() first takes
+	// back the calling thread's cache): their page stays in the slab, and only it.
 	member_thunk::compact();
-	CHECK(default_statistics().slab_pages == 0);
+	CHECK(default_statistics().slab_pages == 1);
 	CHECK(member_thunk::detail::default_heap().is_valid());
 }
 
@@ -546,7 +580,8 @@ TEST_CASE("unique_thunk::mode 3: another thread's cache keeps its slab page unti
 	kept.reset();
 	member_thunk::compact();
 	CHECK(default_statistics().live_unique_thunks == 0);
-	CHECK(default_statistics().slab_pages == 0);
+	// Every slot of the page is free; the page stays for the quarantine of the slots destroyed last, and only it.
+	CHECK(default_statistics().slab_pages == 1);
 	CHECK(member_thunk::detail::default_heap().is_valid());
 }
 #endif
@@ -574,7 +609,8 @@ TEST_CASE("unique_thunk::mode 3: a thread that only destroys unique thunks gives
 		CHECK(test::slot_traps(slot));
 	CHECK(default_statistics().live_unique_thunks == 0);
 	member_thunk::compact();
-	CHECK(default_statistics().slab_pages == 0);
+	CHECK(default_statistics().live_unique_thunks == 0);
+	CHECK(default_statistics().slab_pages == 1); // kept only for the quarantine of its slots
 	CHECK(member_thunk::detail::default_heap().is_valid());
 }
 #endif
