@@ -63,6 +63,38 @@ namespace member_thunk::detail
 		write_slot(slot, 0, stubs::trap_target());
 	}
 
+	/// The process's secret, once made: 0 until the first use. A namespace-scope word that is constant-initialised (so
+	/// a heap used during static initialisation sees 0 and makes the secret, never uses a half-made one), read with one
+	/// plain load on every use; a function-local static would test its guard each time (the unique-thunk cycle
+	/// decodes metadata three or four times).
+	// Process-wide by design: NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables)
+	inline std::atomic<std::uintptr_t> metadata_secret_word{0};
+
+	/// Makes the secret on first use; threads that race agree on the first one stored.
+	[[nodiscard]] inline std::uintptr_t make_metadata_secret() noexcept
+	{
+		std::uintptr_t value = 0;
+		try
+		{
+			std::random_device entropy;
+			for (std::size_t i = 0; i < sizeof value; i += sizeof(unsigned int))
+				value = (value << (8 * sizeof(unsigned int) % (8 * sizeof value))) ^ entropy();
+		}
+		catch (...)
+		{
+			// No entropy source: the address of this function and of a stack object still differ per run (ASLR),
+			// which is all that is left.
+			int local = 0;
+			value = reinterpret_cast<std::uintptr_t>(&make_metadata_secret) ^
+			        (reinterpret_cast<std::uintptr_t>(&local) << 7);
+		}
+		value |= 1; // never 0 (0 means "not made yet"), and odd: an encoded null is never null
+		std::uintptr_t expected = 0;
+		if (!metadata_secret_word.compare_exchange_strong(expected, value, std::memory_order_relaxed))
+			return expected; // another thread made it first
+		return value;
+	}
+
 	/// Metadata kept in writable slab pages (a chunk's region, the links of free slots) is stored encoded, as
 	/// allocators protect their free lists (glibc's safe-linking, mimalloc's encoded free lists): mixed with the
 	/// address where it is stored (whose high bits are randomised by ASLR) and with a secret of the process. A
@@ -70,25 +102,10 @@ namespace member_thunk::detail
 	/// the process instead of following it.
 	[[nodiscard]] inline std::uintptr_t metadata_secret() noexcept
 	{
-		static const std::uintptr_t secret = [] {
-			std::uintptr_t value = 0;
-			try
-			{
-				std::random_device entropy;
-				for (std::size_t i = 0; i < sizeof value; i += sizeof(unsigned int))
-					value = (value << (8 * sizeof(unsigned int) % (8 * sizeof value))) ^ entropy();
-			}
-			catch (...)
-			{
-				// No entropy source: the address of this function and of a stack object still differ per run
-				// (ASLR), which is all that is left.
-				int local = 0;
-				value = reinterpret_cast<std::uintptr_t>(&metadata_secret) ^
-				        (reinterpret_cast<std::uintptr_t>(&local) << 7);
-			}
-			return value | 1; // never 0, and odd: an encoded null is never null
-		}();
-		return secret;
+		const std::uintptr_t secret = metadata_secret_word.load(std::memory_order_relaxed);
+		if (secret != 0) [[likely]]
+			return secret;
+		return make_metadata_secret();
 	}
 
 	[[nodiscard]] inline std::uintptr_t encode_metadata(std::uintptr_t value, const std::byte* where) noexcept
