@@ -7,10 +7,14 @@
 //
 //     page.make_closure<int (*)(const void*, const void*), &sorter::compare>(&my_sorter)
 //
-// is a plain comparator that calls my_sorter.compare(a, b). Shown here: qsort with a comparator that has state (a
-// sort key chosen at run time, a call counter), bsearch, an atexit handler (a void() callback) on every system; nftw
-// with a member visitor, sigaction with a member handler and pthread_once on POSIX; a vectored exception handler on
-// Windows. The program checks what it saw and exits non-zero if anything is wrong.
+// is a plain comparator that calls my_sorter.compare(a, b). As with thunks, there are two ways to get one: on a page
+// (make_closure, several sealed at once, immutable from then on), or alone from the default heap
+// (make_unique_closure, which returns a move-only unique_thunk that may be called at once and is revoked when it is
+// destroyed; the usual choice for a single callback). Shown here: qsort with comparators that have state (a sort key
+// chosen at run time, a call counter) and bsearch, on a page; an atexit handler (a void() callback), a unique closure
+// on every system; nftw with a member visitor and pthread_once on a page, sigaction with a member handler and nftw
+// with a lambda as unique closures on POSIX; a vectored exception handler, a unique closure, on Windows. The program
+// checks what it saw and exits non-zero if anything is wrong.
 //
 // What a closure's callback may look like depends on the ABI: every argument must stay in a register once the object
 // pointer is in front. x86-64 Linux and macOS: at most 5 integer or pointer parameters (float and double do not
@@ -265,7 +269,6 @@ namespace
 		settings config;
 		member_thunk::page page = member_thunk::allocate_page();
 		const ftw_visitor visitor = page.make_closure<ftw_visitor, &disk_usage::visit>(&usage);
-		const auto handler = page.make_closure<void (*)(int, siginfo_t*, void*), &signal_counter::on_signal>(&signals);
 		const auto load_once = page.make_closure<void (*)(), &settings::load>(&config);
 		page.mark_executable();
 
@@ -282,19 +285,23 @@ namespace
 		check(::nftw(root.c_str(), remover.get(), 4, FTW_DEPTH | FTW_PHYS) == 0 && removed == 4,
 		      "nftw removed the tree through a lambda");
 
+		// One handler for one signal, installed and removed within this function: a unique closure fits, no page
+		// needed. The previous handler is back in place before the closure is destroyed (and revoked) on return.
+		const auto handler =
+		    member_thunk::make_unique_closure<void (*)(int, siginfo_t*, void*), &signal_counter::on_signal>(&signals);
 		struct sigaction action
 		{
 		};
 		struct sigaction previous
 		{
 		};
-		action.sa_sigaction = handler;
+		action.sa_sigaction = handler.get();
 		action.sa_flags = SA_SIGINFO;
 		sigemptyset(&action.sa_mask);
 		const bool installed = ::sigaction(SIGUSR1, &action, &previous) == 0;
 		std::raise(SIGUSR1);
 		std::raise(SIGUSR1);
-		::sigaction(SIGUSR1, &previous, nullptr); // before the page (and the closure) goes
+		::sigaction(SIGUSR1, &previous, nullptr); // before the closure goes
 		check(installed && signals.count == 2 && signals.last == SIGUSR1, "sigaction called the member handler");
 
 		pthread_once_t once = PTHREAD_ONCE_INIT;

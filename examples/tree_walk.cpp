@@ -4,8 +4,9 @@
 // so a thunk can put the lambda's address there. Without a thunk the lambda would have to be capture-less and
 // share its state through globals.
 //
-// Shown here: the callable form make_thunk<Callback>(callable), the default heap and compact(), and what happens
-// when a page runs out of slots (page_full).
+// Shown here: pages. The callable form make_thunk<Callback>(callable), the default heap and compact(), and the two
+// ways a page refuses a new thunk: once it is sealed (page_executable) and once it runs out of slots (page_full).
+// For a single callback, make_unique_thunk needs no page at all (event_logger.cpp).
 
 #include <member_thunk/member_thunk.hpp>
 
@@ -95,6 +96,19 @@ int main()
 			{
 				std::puts("error: the visitors did not see the tree as expected");
 				++failures;
+			}
+
+			// A sealed page never becomes writable again (W^X), so it takes no more thunks: a visitor thought of
+			// late needs a page of its own (or a unique thunk).
+			try
+			{
+				static_cast<void>(page.make_thunk<tree_visitor>(find));
+				std::puts("error: a sealed page accepted a new thunk");
+				++failures;
+			}
+			catch (const member_thunk::page_executable& e)
+			{
+				std::printf("as expected: %s\n", e.what());
 			}
 		}
 
