@@ -5,6 +5,12 @@
 // Built twice: bench_call (pages of run-time code) and bench_call_prebuilt (MEMBER_THUNK_NO_RUNTIME_CODE: the page
 // contenders are pages of prebuilt stubs, and the unique thunks of the default heap, unique_<form>, join them). Each
 // executable has its own floor, so every ratio compares numbers of the same process.
+//
+// Closures (closure/<arguments>/<contender>): the same members called through callbacks that have no context pointer
+// (closure_callback<N>: every argument is kept and the closure puts the object in front of them), from a page in each
+// form (of run-time code in bench_call, of prebuilt stubs in bench_call_prebuilt), as a unique closure (compile-time
+// member, in bench_call_prebuilt with the other unique rows), and as a libffi closure of the same shape. Their floor
+// is call/<arguments>/floor: the context-pointer function with the same arguments, in the same process.
 #include "contenders.hpp"
 
 #include <benchmark/benchmark.h>
@@ -63,6 +69,28 @@ namespace
 		static long call(callback f, void* context, long i) { return f(context, i, i + 1, i + 2, i + 3); }
 	};
 
+	/// The callback of a closure with the same arguments as signature<Arguments>, and how the loop calls it.
+	template<std::size_t Arguments>
+	struct closure_signature;
+	template<>
+	struct closure_signature<0>
+	{
+		using callback = closure_callback0;
+		static long call(callback f, long /*i*/) { return f(); }
+	};
+	template<>
+	struct closure_signature<2>
+	{
+		using callback = closure_callback2;
+		static long call(callback f, long i) { return f(i, i + 1); }
+	};
+	template<>
+	struct closure_signature<4>
+	{
+		using callback = closure_callback4;
+		static long call(callback f, long i) { return f(i, i + 1, i + 2, i + 3); }
+	};
+
 	/// The measured loop, the same for every contender: the callback pointer is opaque to the compiler (it could
 	/// change at every iteration), as a callback stored by a C library is.
 	template<std::size_t Arguments>
@@ -73,6 +101,19 @@ namespace
 		{
 			benchmark::DoNotOptimize(f);
 			benchmark::DoNotOptimize(signature<Arguments>::call(f, context, i++));
+		}
+		state.SetItemsProcessed(state.iterations());
+	}
+
+	/// The same loop for a closure's callback (no context pointer).
+	template<std::size_t Arguments>
+	void run_closure(benchmark::State& state, typename closure_signature<Arguments>::callback f)
+	{
+		long i = 0;
+		for (auto _ : state)
+		{
+			benchmark::DoNotOptimize(f);
+			benchmark::DoNotOptimize(closure_signature<Arguments>::call(f, i++));
 		}
 		state.SetItemsProcessed(state.iterations());
 	}
@@ -190,6 +231,60 @@ namespace
 	}
 
 	template<std::size_t Arguments>
+	void closure_page_compile_time(benchmark::State& state)
+	{
+		accumulator a;
+		member_thunk::page page = member_thunk::allocate_page();
+		const auto f =
+		    page.make_closure<typename closure_signature<Arguments>::callback, signature<Arguments>::member>(&a);
+		page.mark_executable();
+		state.counters["prebuilt"] = page.prebuilt() ? 1 : 0;
+		run_closure<Arguments>(state, f);
+	}
+
+	template<std::size_t Arguments>
+	void closure_page_run_time(benchmark::State& state)
+	{
+		accumulator a;
+		member_thunk::page page = member_thunk::allocate_page();
+		const auto f =
+		    page.make_closure<typename closure_signature<Arguments>::callback>(&a, signature<Arguments>::member);
+		page.mark_executable();
+		state.counters["prebuilt"] = page.prebuilt() ? 1 : 0;
+		run_closure<Arguments>(state, f);
+	}
+
+	template<std::size_t Arguments>
+	void closure_page_callable(benchmark::State& state)
+	{
+		accumulator a;
+		forwarding_callable<Arguments> callable{&a};
+		member_thunk::page page = member_thunk::allocate_page();
+		const auto f = page.make_closure<typename closure_signature<Arguments>::callback>(callable);
+		page.mark_executable();
+		state.counters["prebuilt"] = page.prebuilt() ? 1 : 0;
+		run_closure<Arguments>(state, f);
+	}
+
+	template<std::size_t Arguments>
+	void closure_unique_compile_time(benchmark::State& state)
+	{
+		accumulator a;
+		const auto t = member_thunk::make_unique_closure<typename closure_signature<Arguments>::callback,
+		                                                 signature<Arguments>::member>(&a);
+		run_closure<Arguments>(state, t.get());
+	}
+
+	template<std::size_t Arguments>
+	void closure_libffi(benchmark::State& state)
+	{
+		accumulator a;
+		const ffi_callback<Arguments, false> closure(a);
+		run_closure<Arguments>(state,
+		                       reinterpret_cast<typename closure_signature<Arguments>::callback>(closure.code()));
+	}
+
+	template<std::size_t Arguments>
 	void register_all()
 	{
 		const std::string prefix = "call/" + std::to_string(Arguments) + "/";
@@ -203,6 +298,14 @@ namespace
 		benchmark::RegisterBenchmark((prefix + "unique_compile_time").c_str(), unique_compile_time<Arguments>);
 		benchmark::RegisterBenchmark((prefix + "unique_run_time").c_str(), unique_run_time<Arguments>);
 		benchmark::RegisterBenchmark((prefix + "unique_callable").c_str(), unique_callable<Arguments>);
+#endif
+		const std::string closure = "closure/" + std::to_string(Arguments) + "/";
+		benchmark::RegisterBenchmark((closure + "page_compile_time").c_str(), closure_page_compile_time<Arguments>);
+		benchmark::RegisterBenchmark((closure + "page_run_time").c_str(), closure_page_run_time<Arguments>);
+		benchmark::RegisterBenchmark((closure + "page_callable").c_str(), closure_page_callable<Arguments>);
+		benchmark::RegisterBenchmark((closure + "libffi").c_str(), closure_libffi<Arguments>);
+#if defined(MEMBER_THUNK_NO_RUNTIME_CODE)
+		benchmark::RegisterBenchmark((closure + "unique_compile_time").c_str(), closure_unique_compile_time<Arguments>);
 #endif
 	}
 } // namespace

@@ -6,6 +6,10 @@
 //   member_thunk   a thunk in each of its three forms (compile-time member, run-time member, callable)
 //   libffi         a closure (ffi_closure_alloc + ffi_prep_closure_loc) whose handler unpacks the arguments
 //   std::function  a user-data trampoline that calls a std::function bound to the member
+//
+// Closures (call.cpp's closure/ rows) keep every argument and have no context pointer: their callbacks are
+// closure_callback<N>, and libffi's peer is the same ffi_callback without the pointer parameter (its user data is the
+// object, which is what a closure is).
 #pragma once
 
 #include <member_thunk/member_thunk.hpp>
@@ -42,6 +46,11 @@ namespace bench
 	using callback2 = long (*)(void*, long, long);
 	using callback4 = long (*)(void*, long, long, long, long);
 
+	// The callbacks of closures: the same arguments, no context pointer.
+	using closure_callback0 = long (*)();
+	using closure_callback2 = long (*)(long, long);
+	using closure_callback4 = long (*)(long, long, long, long);
+
 	// The floor: the context pointer is the object.
 	[[gnu::noinline]] inline long floor0(void* context)
 	{
@@ -73,17 +82,20 @@ namespace bench
 		return (*static_cast<function4*>(user))(a, b, c, d);
 	}
 
-	/// A libffi closure with `Arguments` long arguments after a pointer, calling accumulator::add<Arguments>.
-	template<std::size_t Arguments>
+	/// A libffi closure with `Arguments` long arguments, after a pointer it ignores (ContextFirst: the shape of a
+	/// thunk's callback) or alone (the shape of a closure's callback), calling accumulator::add<Arguments>.
+	template<std::size_t Arguments, bool ContextFirst = true>
 	class ffi_callback
 	{
 	public:
 		explicit ffi_callback(accumulator& target) : target_(&target)
 		{
-			types_[0] = &ffi_type_pointer;
-			for (std::size_t i = 1; i <= Arguments; ++i)
+			if constexpr (ContextFirst)
+				types_[0] = &ffi_type_pointer;
+			for (std::size_t i = first; i < types_.size(); ++i)
 				types_[i] = &ffi_type_slong;
-			if (ffi_prep_cif(&cif_, FFI_DEFAULT_ABI, Arguments + 1, &ffi_type_slong, types_.data()) != FFI_OK)
+			if (ffi_prep_cif(&cif_, FFI_DEFAULT_ABI, static_cast<unsigned>(types_.size()), &ffi_type_slong,
+			                 types_.data()) != FFI_OK)
 				throw std::runtime_error("ffi_prep_cif failed");
 			closure_ = static_cast<ffi_closure*>(ffi_closure_alloc(sizeof(ffi_closure), &code_));
 			if (closure_ == nullptr)
@@ -104,23 +116,26 @@ namespace bench
 		[[nodiscard]] void* code() const noexcept { return code_; }
 
 	private:
+		/// The index of the first long argument.
+		static constexpr std::size_t first = ContextFirst ? 1 : 0;
+
 		static void handler(ffi_cif*, void* result, void** arguments, void* user)
 		{
 			auto& target = *static_cast<ffi_callback*>(user)->target_;
-			const auto arg = [arguments](std::size_t i) { return *static_cast<long*>(arguments[i]); };
+			const auto arg = [arguments](std::size_t i) { return *static_cast<long*>(arguments[first + i]); };
 			long value = 0;
 			if constexpr (Arguments == 0)
 				value = target.add0();
 			else if constexpr (Arguments == 2)
-				value = target.add2(arg(1), arg(2));
+				value = target.add2(arg(0), arg(1));
 			else
-				value = target.add4(arg(1), arg(2), arg(3), arg(4));
+				value = target.add4(arg(0), arg(1), arg(2), arg(3));
 			*static_cast<ffi_arg*>(result) = static_cast<ffi_arg>(value);
 		}
 
 		accumulator* target_;
 		ffi_cif cif_{};
-		std::array<ffi_type*, Arguments + 1> types_{};
+		std::array<ffi_type*, first + Arguments> types_{};
 		ffi_closure* closure_ = nullptr;
 		void* code_ = nullptr;
 	};

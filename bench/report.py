@@ -22,6 +22,7 @@ TARGETS = {
                      "context-pointer floor",
     "unique_memory": "at most 32 bytes of committed memory per unique thunk at 10,000 thunks, whatever way the stubs' "
                      "code comes from",
+    "closure_call": "a call through a closure costs at most 1.15x the context-pointer floor for a compile-time member",
 }
 
 FORMS = [("compile_time", "compile-time member"), ("run_time", "run-time member"), ("callable", "callable")]
@@ -370,6 +371,84 @@ def unique_memory_section(rows):
     return out
 
 
+def closure_table(rows, cv, contenders, verdicts):
+    """One executable's closure rows (bench_call or bench_call_prebuilt). contenders: (name, label), where a name with
+    a slash is a row of that name under call/<n>/ (the floor, a thunk for comparison) and any other under
+    closure/<n>/; rows the executable does not have are left out. verdicts: the closure names whose worst ratio to
+    the floor the target covers. Returns the table's lines and (label, worst ratio) for each verdict."""
+    def row_name(n, key):
+        return f"call/{n}/{key[5:]}" if key.startswith("call/") else f"closure/{n}/{key}"
+
+    out = ["| Contender | 0 args | 2 args | 4 args | x floor (0/2/4) | libffi closure / this (0/2/4) |",
+           "| --- | ---: | ---: | ---: | --- | --- |"]
+    floors = [ns(rows[f"call/{n}/floor"], "cpu_time") for n in (0, 2, 4)]
+    ffis = [ns(rows[f"closure/{n}/libffi"], "cpu_time") for n in (0, 2, 4)]
+    worst = []
+    for key, label in contenders:
+        names = [row_name(n, key) for n in (0, 2, 4)]
+        if not all(name in rows for name in names):
+            continue
+        times = [ns(rows[name], "cpu_time") for name in names]
+        x_floor = [t / f for t, f in zip(times, floors)]
+        x_ffi = [f / t for t, f in zip(times, ffis)]
+        if key in verdicts:
+            worst.append((label, max(x_floor)))
+        out.append(f"| {label} | " + " | ".join(f"{fmt_ns(t)} {spread(cv, name)}" for t, name in zip(times, names)) +
+                   " | " + " / ".join(f"{r:.2f}" for r in x_floor) + " | " +
+                   " / ".join(f"{r:.1f}" for r in x_ffi) + " |")
+    return out, worst
+
+
+def closure_section(runtime, prebuilt):
+    """runtime, prebuilt: (medians, cvs) of bench_call and bench_call_prebuilt. Results from before the closure rows
+    existed have none: the section then says so."""
+    out = ["## 9. Closure calls", "",
+           "Closures keep every argument and put the object in front of them: their callbacks take no context pointer "
+           "(`long()`, `long(long, long)`, `long(long, long, long, long)`) and call the same out-of-line members as "
+           "sections 1 and 7 (`closure/<args>/<contender>` in `bench_call` and `bench_call_prebuilt`). The floor is "
+           "the context-pointer function with the same arguments (`call/<args>/floor`), and the peer a libffi closure "
+           "of the same shape, whose user data is the object; both in the same process. The thunk row is the "
+           "compile-time-member thunk of the same executable, for comparison. CPU time per call (median; ± is the "
+           "coefficient of variation of the repetitions).", ""]
+    tables = [
+        ("Pages of run-time code (`bench_call`)", runtime, 0,
+         [("call/floor", "floor: function taking a context pointer"),
+          ("call/thunk_compile_time", "thunk, compile-time member (section 1)"),
+          ("page_compile_time", "closure, compile-time member"),
+          ("page_run_time", "closure, run-time member"),
+          ("page_callable", "closure, callable"),
+          ("libffi", "libffi closure")],
+         ["page_compile_time"]),
+        ("Prebuilt stubs (`bench_call_prebuilt`)", prebuilt, 1,
+         [("call/floor", "floor: function taking a context pointer"),
+          ("call/thunk_compile_time", "thunk on a page of prebuilt stubs, compile-time member (section 7)"),
+          ("page_compile_time", "closure on a page of prebuilt stubs, compile-time member"),
+          ("page_run_time", "closure on a page of prebuilt stubs, run-time member"),
+          ("page_callable", "closure on a page of prebuilt stubs, callable"),
+          ("unique_compile_time", "unique closure, compile-time member"),
+          ("libffi", "libffi closure")],
+         ["page_compile_time", "unique_compile_time"]),
+    ]
+    verdict_lines = []
+    for title, (rows, cv), expected_prebuilt, contenders, verdicts in tables:
+        out += [f"### {title}", ""]
+        if not all(f"closure/{n}/{key}" in rows for n in (0, 2, 4) for key in ("page_compile_time", "libffi")):
+            out += ["Not measured: these results have no closure rows (an executable built before them).", ""]
+            verdict_lines.append(f"- {title}: not measured")
+            continue
+        table, worst = closure_table(rows, cv, contenders, verdicts)
+        out += table + [""]
+        valid = all(rows[f"closure/{n}/page_compile_time"].get("prebuilt", -1) == expected_prebuilt
+                    for n in (0, 2, 4))
+        for label, ratio in worst:
+            note = "" if valid else " (**the pages were not of the expected kind: the run is invalid**)"
+            verdict_lines.append(f"- {title}, {label}: {ratio:.2f}x the floor ({verdict(ratio <= 1.15)}){note}")
+    out += [f"Target: {TARGETS['closure_call']}. Worst case over 0, 2 and 4 arguments:", ""]
+    out += verdict_lines
+    out += ["", "What each of these calls executes is in the notes (\"What a closure call executes\").", ""]
+    return out
+
+
 def main():
     directory, output = sys.argv[1], sys.argv[2]
     call = load(directory, "bench_call")
@@ -412,6 +491,7 @@ def main():
     prebuilt = load(directory, "bench_call_prebuilt")
     lines += prebuilt_call_section(medians(prebuilt), cvs(prebuilt))
     lines += unique_memory_section(medians(memory))
+    lines += closure_section((medians(call), cvs(call)), (medians(prebuilt), cvs(prebuilt)))
     names = ["bench_call", "bench_create", "bench_heap_mode3", "bench_heap_mode2", "bench_memory",
              "bench_call_prebuilt", "bench_unique_mode1", "bench_unique_mode2", "bench_unique_mode3",
              "bench_unique_threads_mode2", "bench_unique_threads_mode3"]
