@@ -303,6 +303,43 @@ TEST_CASE("closures_members::closures and thunks on one page", "[closures]")
 	CHECK(unique_closure.get()(7, 8.0, 9) == expected(100, 7, 8.0, 9));
 }
 
+TEST_CASE("closures_members::every closure entry starts with its landing pad", "[closures][landing_pads]")
+{
+	// endbr64 on x86-64, bti c on AArch64: a closure is only ever reached by an indirect call, which IBT and BTI
+	// check. Run-time code (written by the encoders) and prebuilt stubs (the closure stub tables), page and unique.
+#if defined(MEMBER_THUNK_ARCH_X86_64)
+	const std::vector<unsigned char> landing_pad{0xF3, 0x0F, 0x1E, 0xFA};
+#else
+	const std::vector<unsigned char> landing_pad{0x5F, 0x24, 0x03, 0xD5};
+#endif
+	const auto starts_with_landing_pad = [&landing_pad](const void* entry) {
+		const auto* const code = static_cast<const unsigned char*>(entry);
+		return std::vector<unsigned char>(code, code + landing_pad.size()) == landing_pad;
+	};
+	struct adder
+	{
+		long base;
+		long add(long x, double y, int z) { return expected(base, x, y, z); }
+	} a{10};
+	using callback0 = long (*)();
+	auto lambda = [&a] { return a.base; };
+	member_thunk::page p = member_thunk::allocate_page();
+	const auto compile_time = p.make_closure<callback, &adder::add>(&a);
+	const auto run_time = p.make_closure<callback>(&a, &adder::add);
+	const auto callable = p.make_closure<callback0>(lambda);
+	p.mark_executable();
+	const auto unique = member_thunk::make_unique_closure<callback, &adder::add>(&a);
+	INFO("page of " << (p.prebuilt() ? "prebuilt stubs" : "run-time code"));
+	CHECK(starts_with_landing_pad(reinterpret_cast<const void*>(compile_time)));
+	CHECK(starts_with_landing_pad(reinterpret_cast<const void*>(run_time)));
+	CHECK(starts_with_landing_pad(reinterpret_cast<const void*>(callable)));
+	CHECK(starts_with_landing_pad(reinterpret_cast<const void*>(unique.get())));
+	CHECK(compile_time(1, 2.0, 3) == expected(10, 1, 2.0, 3));
+	CHECK(run_time(1, 2.0, 3) == expected(10, 1, 2.0, 3));
+	CHECK(callable() == 10);
+	CHECK(unique.get()(1, 2.0, 3) == expected(10, 1, 2.0, 3));
+}
+
 TEST_CASE("closures_members::exceptions propagate from the member through the closure", "[closures][exceptions]")
 {
 	// The closure only jumps, so it is never on the stack: unwinding goes from the member to the caller.

@@ -382,5 +382,18 @@ TEST_CASE("hardened::with BTI, every stub starts with bti c and mapped stubs are
 	});
 	CHECK(result.signaled);
 	CHECK(result.signal == SIGILL);
+	// The closure stubs of the same tables: the same landing pad and the same guard.
+	using closure_callback = long (*)(long);
+	const auto c = h.make_unique_closure<closure_callback, &adder::add>(&a);
+	std::memcpy(&first, reinterpret_cast<const void*>(c.get()), sizeof first);
+	CHECK(first == 0xd503245fU); // bti c
+	CHECK(c.get()(3) == 43);
+	const auto closure_middle = reinterpret_cast<closure_callback>(reinterpret_cast<std::uintptr_t>(c.get()) + 4);
+	const auto closure_result = test::run_in_child([closure_middle] {
+		static_cast<void>(closure_middle(3));
+		std::_Exit(0); // reached only if the branch was not checked
+	});
+	CHECK(closure_result.signaled);
+	CHECK(closure_result.signal == SIGILL);
 }
 #endif

@@ -193,14 +193,15 @@ namespace member_thunk
 			return region_->kind->prebuilt;
 		}
 
-		/// The number of thunks made on this page.
+		/// The slots taken by the thunks and closures made on this page, from its start (a closure of run-time code
+		/// may take two; a run-time member's data, taken from the end, is not counted: see free_slots()).
 		[[nodiscard]] std::size_t size() const noexcept
 		{
 			expect_valid();
 			return front_;
 		}
 
-		/// The number of slots in this page that may hold thunks: the most thunks it can hold.
+		/// The number of slots in this page that may hold thunks: the most thunks of one slot it can hold.
 		[[nodiscard]] std::size_t capacity() const noexcept
 		{
 			expect_valid();
