@@ -97,7 +97,7 @@ namespace
 		else if constexpr (std::is_enum_v<R>)
 			return static_cast<R>(static_cast<std::underlying_type_t<R>>(mixed));
 		else if constexpr (std::is_floating_point_v<R>)
-			return static_cast<R>(mixed % 1'000'003U) / R{8} + R{0.5}; // exact in a float
+			return static_cast<R>(mixed % 1'000'003U) / R{8} + R{1} / R{2}; // exact in a float
 		else if constexpr (std::is_same_v<R, bool>)
 			return mixed % 2 == 1;
 #if defined(__SIZEOF_INT128__)
