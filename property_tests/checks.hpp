@@ -1,6 +1,7 @@
 // Property tests: what must hold of a live page, a freed page, a live or destroyed unique thunk and a heap's
-// statistics, as failures described in words (nullopt when it holds). The threads of the concurrent property cannot use
-// RapidCheck's assertions, so every property states its checks this way and fails the case with the description.
+// statistics, and what making a thunk or closure on a page must do, as failures described in words (nullopt when it
+// holds). The threads of the concurrent property cannot use RapidCheck's assertions, so every property states its
+// checks this way and fails the case with the description.
 #pragma once
 
 #include "family.hpp"
@@ -73,8 +74,8 @@ namespace prop
 		return std::nullopt;
 	}
 
-	/// A live page: its observers agree with the model, its thunks are where the model puts them, its free positions
-	/// hold traps, and it has the protection of its state (in the snapshot `maps`).
+	/// A live page: its observers agree with the model, its thunks and closures are where the model puts them, its
+	/// free positions hold traps, and it has the protection of its state (in the snapshot `maps`).
 	[[nodiscard]] inline failure check_page(const std::vector<test::mapping>& maps, const member_thunk::page& p,
 	                                        const page_model& m, const std::vector<std::uintptr_t>& thunks)
 	{
@@ -86,8 +87,14 @@ namespace prop
 			return "a page of " + std::to_string(p.capacity()) + " slots of " + std::to_string(p.slot_size()) +
 			       " bytes, the model says " + std::to_string(layout.capacity) + " of " +
 			       std::to_string(layout.slot_size);
-		if (p.size() != m.thunks.size() || thunks.size() != m.thunks.size())
-			return "a page has " + std::to_string(p.size()) + " thunks, the model " + std::to_string(m.thunks.size());
+		if (thunks.size() != m.thunks.size())
+			return "a page has " + std::to_string(thunks.size()) + " thunks and closures, the model " +
+			       std::to_string(m.thunks.size());
+		// size() counts the positions taken from the start, the slots of the entries: a closure whose code takes two
+		// slots counts twice (page.hpp's size() says "the number of thunks", which holds while no closure takes two).
+		if (p.size() != m.front)
+			return "a page's size() is " + std::to_string(p.size()) + ", the model has " + std::to_string(m.front) +
+			       " positions taken from the start by " + std::to_string(m.thunks.size()) + " thunks and closures";
 		if (p.free_slots() != layout.capacity - m.used() || p.full() != (m.used() == layout.capacity))
 			return "a page has " + std::to_string(p.free_slots()) + " free slots, the model says " +
 			       std::to_string(layout.capacity - m.used());
@@ -100,24 +107,95 @@ namespace prop
 			return std::string("a page that does not start a page");
 		if (const auto protection = test::protection_in(maps, page); protection != protection_of(m))
 			return "a page is " + protection + " where the model says " + protection_of(m);
-		const std::ptrdiff_t stubs =
-		    m.kind == page_kind::prebuilt ? member_thunk::detail::page_access::region_of(p)->thunk_stubs : 0;
+		const member_thunk::detail::region* const region = member_thunk::detail::page_access::region_of(p);
 		for (std::size_t k = 0; k < thunks.size(); ++k)
 		{
-			const std::size_t offset = layout.slot_of(k) * layout.slot_size;
+			const thunk_model& t = m.thunks[k];
+			const auto which = [&] { return std::string(kind_name(t.signature)) + " " + std::to_string(k); };
+			// Prebuilt stubs: a thunk's entry is its data slot's thunk stub, a closure's its closure stub.
+			const std::ptrdiff_t stubs = m.kind == page_kind::runtime_code ? 0
+			                             : is_closure(t.signature)         ? region->closure_stubs
+			                                                               : region->thunk_stubs;
+			const std::size_t offset = layout.slot_of(t.position) * layout.slot_size;
 			if (thunks[k] != address + offset + static_cast<std::uintptr_t>(stubs))
-				return "thunk " + std::to_string(k) + " of a page is not at its slot";
+				return which() + " of a page is not at its slot (position " + std::to_string(t.position) + ")";
 			if (m.kind == page_kind::prebuilt &&
 			    test::slot_target(page + offset) == member_thunk::detail::arch::stubs::trap_target())
-				return "thunk " + std::to_string(k) + " of a page of prebuilt stubs points at the trap";
+				return which() + " of a page of prebuilt stubs points at the trap";
 		}
 		if (!thunks.empty() && m.kind == page_kind::prebuilt)
 			if (const auto protection = test::protection_in(maps, reinterpret_cast<const void*>(thunks.front()));
 			    protection != "r-x")
 				return "the stubs of a page of prebuilt stubs are " + protection;
-		if (const auto position = first_untrapped(page, layout, m.kind, m.thunks.size(), layout.capacity - m.back))
+		if (const auto position = first_untrapped(page, layout, m.kind, m.front, layout.capacity - m.back))
 			return "the free position " + std::to_string(*position) + " of a page (or one after it) holds no trap";
 		return std::nullopt;
+	}
+
+	/// What one attempt to make a thunk or closure on a page did.
+	struct attempt
+	{
+		failure problem;                       // what the page did that the model does not allow
+		std::optional<std::uintptr_t> address; // the entry, if it was made
+		std::size_t code = 0;                  // if it was made: the positions its code took, as the page reported
+	};
+
+	/// Makes a thunk or closure of `signature` and form `how` on `p` (bound to a new object `id` kept in `objects`) and
+	/// checks what happened against the model `m`: made, page_full or page_executable where the model says. If it was
+	/// made, `m` records it with the positions its code took as the page reports them (free_slots() before and after,
+	/// less the block the model places): one, or for a closure of run-time code one or two, as the library decides;
+	/// at the boundary where only one would fit (made_or_page_full), one or page_full.
+	[[nodiscard]] inline attempt make_on_page(member_thunk::page& p, page_model& m, std::size_t signature, form how,
+	                                          long id, object_store& objects)
+	{
+		const outcome expected = predict(m, signature, how);
+		const std::size_t position = m.front;
+		const auto what = [&] {
+			return std::string(kind_name(signature)) + " " + signature_names.at(signature) + " " + name(how) +
+			       " at position " + std::to_string(position);
+		};
+		attempt result;
+		try
+		{
+			const std::uintptr_t address = make_thunk(p, signature, how, id, objects);
+			result.address = address;
+			if (expected != outcome::made && expected != outcome::made_or_page_full)
+			{
+				result.problem = "a " + what() + " was made where the model expected " + name(expected);
+				return result;
+			}
+			const std::size_t capacity = layout_of(m.kind).capacity;
+			const std::size_t after = p.free_slots();
+			const code_positions allowed = code_of(m.kind, signature);
+			for (std::size_t code = allowed.least; code <= allowed.most; ++code)
+				if (const auto back = back_after(m, how, code); back && capacity - (m.front + code) - *back == after)
+				{
+					add_thunk(m, signature, how, id, code);
+					result.code = code;
+					// Its code ends within the slots the page counts: the next free position still holds a trap.
+					if (m.used() < capacity && first_untrapped(member_thunk::detail::page_access::address_of(p),
+					                                           layout_of(m.kind), m.kind, m.front, m.front + 1))
+						result.problem = "the code of a " + what() + " runs past the " + std::to_string(code) +
+						                 " slots the page counts for it";
+					return result;
+				}
+			result.problem = "a " + what() + " took " + std::to_string(capacity - m.used() - after) +
+			                 " slots (free_slots() " + std::to_string(after) + ", was " +
+			                 std::to_string(capacity - m.used()) + "): the model allows code of " +
+			                 std::to_string(allowed.least) + " to " + std::to_string(allowed.most) +
+			                 " slots and its block";
+		}
+		catch (const member_thunk::page_full&)
+		{
+			if (expected != outcome::page_full && expected != outcome::made_or_page_full)
+				result.problem = "a " + what() + " threw page_full where the model expected " + name(expected);
+		}
+		catch (const member_thunk::page_executable&)
+		{
+			if (expected != outcome::page_executable)
+				result.problem = "a " + what() + " threw page_executable where the model expected " + name(expected);
+		}
+		return result;
 	}
 
 	/// How a freed page of kind `kind` whose first byte was `page` was revoked in the snapshot `maps`: "decommitted",
@@ -139,16 +217,18 @@ namespace prop
 		return std::string("a destroyed page of ") + name(kind) + " is " + how;
 	}
 
-	/// A live unique thunk: where it was made, its stub read-execute, its data slot writable and pointing at its
-	/// target, not the trap.
+	/// A live unique thunk or closure: where it was made (the thunk stub or the closure stub of its data slot), its
+	/// stub read-execute, its data slot writable and pointing at its target, not the trap.
 	[[nodiscard]] inline failure check_unique(const std::vector<test::mapping>& maps, const any_unique& u,
 	                                          std::uintptr_t address, const std::byte* slot)
 	{
 		if (!holds_thunk(u) || address_of(u) != address || slot_of(u) != slot)
 			return std::string("a unique thunk is empty or moved");
-		const auto stubs = member_thunk::detail::region_of_slot(slot).thunk_stubs;
+		const member_thunk::detail::region& region = member_thunk::detail::region_of_slot(slot);
+		const auto stubs = is_closure(u) ? region.closure_stubs : region.thunk_stubs;
 		if (address != reinterpret_cast<std::uintptr_t>(slot + stubs))
-			return std::string("a unique thunk's entry is not its data slot's stub");
+			return std::string("a unique ") + kind_name(u.index()) + "'s entry is not its data slot's " +
+			       kind_name(u.index()) + " stub";
 		if (const auto protection = test::protection_in(maps, reinterpret_cast<const void*>(address));
 		    protection != "r-x")
 			return "a unique thunk's stub is " + protection;

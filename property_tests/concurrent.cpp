@@ -1,7 +1,8 @@
 // Concurrent property for the default heap in safety modes 3 (one locked heap, a cache of unique-thunk slots per
-// thread) and 2 (one heap per thread): random per-thread sequences of operations on pages and unique thunks run on
-// 2-4 threads at once, each checked against the thread's own model, while the thunks of one shared sealed page and
-// some shared unique thunks (made before the threads start) are called from every thread and from the main thread.
+// thread) and 2 (one heap per thread): random per-thread sequences of operations on pages and unique thunks (thunks
+// and closures alike, ops.hpp) run on 2-4 threads at once, each checked against the thread's own model, while the
+// thunks and closures of one shared sealed page and some shared unique thunks and closures (made before the threads
+// start) are called from every thread and from the main thread.
 // Some pages and unique thunks are handed off: moved to the main thread, which uses and destroys them after the threads
 // have ended (in mode 2 they then belong to the orphanage).
 //
@@ -288,14 +289,18 @@ TEST_CASE("property: concurrent operations on pages and unique thunks agree with
 		prop::page_model shared_model;
 		for (const auto& [signature, how] : shared_forms)
 		{
-			if (prop::predict(shared_model, how) != prop::outcome::made)
-				break;
 			const long id = static_cast<long>(shared.thunks.size()) + 1;
-			shared.thunks.push_back(prop::make_thunk(*shared_handle, signature, how, id, shared_objects));
-			prop::add_thunk(shared_model, signature, how, id);
-			shared.model.push_back({signature, how, id});
+			const prop::attempt made =
+			    prop::make_on_page(*shared_handle, shared_model, signature, how, id, shared_objects);
+			require(made.problem);
+			if (!made.address)
+				break; // the page is full
+			shared.thunks.push_back(*made.address);
+			shared.model.push_back(shared_model.thunks.back());
 		}
 		shared_handle->mark_executable();
+		shared_model.executable = true;
+		require(prop::check_page(test::read_maps(), *shared_handle, shared_model, shared.thunks));
 		std::vector<prop::any_unique> shared_uniques;
 		for (const auto& [signature, how] : shared_unique_forms)
 		{

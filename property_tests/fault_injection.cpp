@@ -1,6 +1,7 @@
-// Fault-injection property: random sequences of operations on pages and unique thunks of a
-// heap<null_lock, test::failing_os>, with OS failures injected at random points (which call fails, how many calls from
-// now, with which errno), and a W^X policy that comes into force (or is lifted) at random points.
+// Fault-injection property: random sequences of operations on pages and unique thunks (thunks and closures alike: the
+// signature an operation draws says which, ops.hpp) of a heap<null_lock, test::failing_os>, with OS failures injected
+// at random points (which call fails, how many calls from now, with which errno), and a W^X policy that comes into
+// force (or is lifted) at random points.
 //
 // Required, step by step:
 //   - an operation during which an injected failure fired throws member_thunk::os_error carrying the injected errno

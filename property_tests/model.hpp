@@ -1,15 +1,20 @@
-// Property tests: the model of one page of thunks (where each thunk goes, how many fit, what make_thunk must do) for
-// both kinds of page a heap hands out.
+// Property tests: the model of one page of thunks and closures (where each one goes, how many fit, what make_thunk and
+// make_closure must do) for both kinds of page a heap hands out.
 //
 // The model states the layout from the documented geometry instead of asking the library:
-//   run-time code   slots of the encoder's size (32 bytes), thunks from the start of the page; a run-time member's
-//                   {object, member pointer} block in whole slots taken from the end of the page;
+//   run-time code   slots of the encoder's size (32 bytes), code from the start of the page: one slot per thunk, one or
+//                   two per closure; a run-time member's {object, member pointer} block in whole slots taken from the
+//                   end of the page;
 //   prebuilt stubs  16-byte data slots in 4 KiB chunks whose first 4 slots are a header that holds no thunk (252
-//                   thunks per chunk); a run-time member's block one pointer-sized word per slot, in slots that are
-//                   consecutive in memory, taken from the end: a run that would cross a chunk header moves below the
-//                   header, and the positions it skipped are lost.
-// Either way a thunk takes the next position from the start, and make_thunk throws page_executable on a sealed page,
-// page_full when the thunk (its own slot and its block's) does not fit.
+//                   thunks per chunk), one per thunk or closure; a run-time member's block one pointer-sized word per
+//                   slot, in slots that are consecutive in memory, taken from the end: a run that would cross a chunk
+//                   header moves below the header, and the positions it skipped are lost.
+// Either way a thunk or closure takes the next positions from the start, and make_thunk / make_closure throw
+// page_executable on a sealed page, page_full when it (its code and its block) does not fit. One thing only the
+// library knows: whether a closure's run-time code takes one slot or two (that depends on how many argument registers
+// it moves and on whether its jump reaches the target directly from where it lies). The model allows either, learns
+// which from the page (free_slots() before and after: make_on_page in checks.hpp), and allows page_full where only the
+// one-slot form would fit.
 #pragma once
 
 #include "family.hpp"
@@ -100,53 +105,93 @@ namespace prop
 	struct page_model
 	{
 		page_kind kind = build_kind;
-		std::vector<thunk_model> thunks; // thunk k at position k
+		std::vector<thunk_model> thunks; // in the order they were made, each with its first position
+		std::size_t front = 0;           // positions taken from the start: the thunks' and closures' code
 		std::size_t back = 0;            // positions taken from the end: blocks, and what was skipped for them
 		bool executable = false;
 
 		/// Positions in use (free_slots() is the capacity minus this).
-		[[nodiscard]] std::size_t used() const noexcept { return thunks.size() + back; }
+		[[nodiscard]] std::size_t used() const noexcept { return front + back; }
+
+		bool operator==(const page_model&) const = default;
 	};
 
-	/// What make_thunk must do.
+	/// What make_thunk or make_closure must do.
 	enum class outcome
 	{
 		made,
 		page_full,
-		page_executable
+		page_executable,
+		made_or_page_full // a closure of run-time code that fits only if its code takes one slot: the library decides
 	};
 
-	/// `back` after a thunk of form `how` is made on `p`; nullopt if it does not fit.
-	[[nodiscard]] inline std::optional<std::size_t> back_after(const page_model& p, form how)
+	[[nodiscard]] inline const char* name(outcome o) noexcept
+	{
+		switch (o)
+		{
+		case outcome::made:
+			return "made";
+		case outcome::page_full:
+			return "page_full";
+		case outcome::page_executable:
+			return "page_executable";
+		case outcome::made_or_page_full:
+			return "made (in one slot) or page_full";
+		}
+		return "?";
+	}
+
+	/// How many positions from the start the code of a thunk or closure of `signature` may take on a page of `kind`:
+	/// one, except a closure of run-time code, one or two.
+	struct code_positions
+	{
+		std::size_t least = 1;
+		std::size_t most = 1;
+	};
+
+	[[nodiscard]] inline code_positions code_of(page_kind kind, std::size_t signature) noexcept
+	{
+		if (kind == page_kind::runtime_code && is_closure(signature))
+			return {1, 2};
+		return {1, 1};
+	}
+
+	/// `back` after a thunk or closure of form `how` whose code takes `code` positions is made on `p`; nullopt if it
+	/// does not fit.
+	[[nodiscard]] inline std::optional<std::size_t> back_after(const page_model& p, form how, std::size_t code)
 	{
 		const page_layout layout = layout_of(p.kind);
 		const std::size_t block = is_run_time(how) ? layout.block_slots : 0;
-		if (layout.capacity - p.used() < 1 + block)
+		if (layout.capacity - p.used() < code + block)
 			return std::nullopt;
 		if (block == 0 || p.kind == page_kind::runtime_code)
 			return p.back + block;
-		// The block's run [end - block, end) must lie in one chunk, and leave a position for the thunk before it.
+		// The block's run [end - block, end) must lie in one chunk, and leave room for the code before it.
 		std::size_t end = layout.capacity - p.back;
 		while ((end - block) / layout.per_chunk() != (end - 1) / layout.per_chunk())
 		{
 			end = (end - 1) / layout.per_chunk() * layout.per_chunk();
-			if (end < p.thunks.size() + 1 + block)
+			if (end < p.front + code + block)
 				return std::nullopt;
 		}
 		return layout.capacity - (end - block);
 	}
 
-	[[nodiscard]] inline outcome predict(const page_model& p, form how)
+	[[nodiscard]] inline outcome predict(const page_model& p, std::size_t signature, form how)
 	{
 		if (p.executable)
 			return outcome::page_executable;
-		return back_after(p, how) ? outcome::made : outcome::page_full;
+		const code_positions code = code_of(p.kind, signature);
+		if (!back_after(p, how, code.least))
+			return outcome::page_full;
+		return back_after(p, how, code.most) ? outcome::made : outcome::made_or_page_full;
 	}
 
-	/// Records a thunk that predict() said is made.
-	inline void add_thunk(page_model& p, std::size_t signature, form how, long object)
+	/// Records a thunk or closure made on `p` whose code took `code` positions (it must fit).
+	inline void add_thunk(page_model& p, std::size_t signature, form how, long object, std::size_t code)
 	{
-		p.back = back_after(p, how).value();
-		p.thunks.push_back({signature, how, object});
+		p.back = back_after(p, how, code).value();
+		p.thunks.push_back({signature, how, object, p.front});
+		p.front += code;
 	}
 } // namespace prop

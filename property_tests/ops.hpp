@@ -1,8 +1,9 @@
 // Property tests: the operations of the sequence-driven properties (concurrent, fault injection): one operation type,
 // its generator (each property gives its own weights) and how RapidCheck shows it, and live_set, which runs the
-// operations on pages and unique thunks that those properties share and checks them against the model. Each property
-// keeps its own operations (the concurrent one: the shared thunks and the hand-offs; fault injection: injected
-// failures and W^X refusals) and its own checks around them.
+// operations on pages and unique thunks that those properties share and checks them against the model. Every
+// operation that makes a thunk makes a closure instead when its signature is a closure's (is_closure), and shows as
+// make_closure or make_unique_closure. Each property keeps its own operations (the concurrent one: the shared thunks
+// and the hand-offs; fault injection: injected failures and W^X refusals) and its own checks around them.
 #pragma once
 
 #include "checks.hpp"
@@ -113,15 +114,25 @@ namespace prop
 
 	inline void showValue(const op& o, std::ostream& os)
 	{
-		os << name(o.what);
+		// A closure's operations show as make_closure and make_unique_closure.
+		if (o.what == op_kind::make_thunk && is_closure(o.signature))
+			os << "make_closure";
+		else if (o.what == op_kind::make_unique && is_closure(o.signature))
+			os << "make_unique_closure";
+		else
+			os << name(o.what);
 		switch (o.what)
 		{
 		case op_kind::allocate:
 			os << "(" << pages_to_allocate(o) << ")";
 			break;
 		case op_kind::make_thunk:
-		case op_kind::fill:
 			os << "(" << o.a << ", " << signature_names.at(o.signature) << ", " << name(o.how) << ")";
+			break;
+		case op_kind::fill:
+			os << "(" << o.a << ", ";
+			show_signature(o.signature, os);
+			os << ", " << name(o.how) << ")";
 			break;
 		case op_kind::make_unique:
 			os << "(" << signature_names.at(o.signature) << ", " << name(o.how) << ")";
@@ -334,48 +345,21 @@ namespace prop
 			pages_.push_back({std::move(p), m, {}});
 		}
 
-		/// A thunk on page `o.a`: made where the model says it fits, else page_full or page_executable.
+		/// A thunk or closure on page `o.a`: made where the model says it fits, else page_full or page_executable
+		/// (make_on_page).
 		failure make_thunk(const op& o)
 		{
-			if (pages_.empty())
-				return std::nullopt;
-			live_page& p = pages_[o.a % pages_.size()];
-			const auto expected = predict(p.model, o.how);
-			const long id = next_object_++;
-			try
-			{
-				const std::uintptr_t address = prop::make_thunk(p.page, o.signature, o.how, id, objects_);
-				if (expected != outcome::made)
-					return std::string("make_thunk succeeded where the model expected it to throw");
-				p.thunks.push_back(address);
-				add_thunk(p.model, o.signature, o.how, id);
-			}
-			catch (const member_thunk::page_full&)
-			{
-				if (expected != outcome::page_full)
-					return std::string("unexpected page_full");
-			}
-			catch (const member_thunk::page_executable&)
-			{
-				if (expected != outcome::page_executable)
-					return std::string("unexpected page_executable");
-			}
-			return std::nullopt;
+			bool made = false;
+			return make_thunk(o, made);
 		}
 
-		/// Thunks like `o` until the page is full or sealed, and one more that must throw.
+		/// Thunks or closures like `o` until the page is full or sealed: the last attempt must throw.
 		failure fill(const op& o)
 		{
-			if (pages_.empty())
-				return std::nullopt;
-			for (const live_page& p = pages_[o.a % pages_.size()];;)
-			{
-				const auto before = predict(p.model, o.how);
-				if (auto problem = make_thunk(o))
+			for (bool made = true; made;)
+				if (auto problem = make_thunk(o, made))
 					return problem;
-				if (before != outcome::made)
-					return std::nullopt;
-			}
+			return std::nullopt;
 		}
 
 		/// Seals page `a`. Throws os_error if the OS refuses; the model then follows what the page says it is.
@@ -577,6 +561,23 @@ namespace prop
 		static constexpr std::size_t quarantine = member_thunk::detail::slot_queue::quarantine;
 
 	private:
+		failure make_thunk(const op& o, bool& made)
+		{
+			made = false;
+			if (pages_.empty())
+				return std::nullopt;
+			live_page& p = pages_[o.a % pages_.size()];
+			const attempt done = make_on_page(p.page, p.model, o.signature, o.how, next_object_++, objects_);
+			if (done.problem)
+				return done.problem;
+			if (done.address)
+			{
+				p.thunks.push_back(*done.address);
+				made = true;
+			}
+			return std::nullopt;
+		}
+
 		template<class T>
 		static void erase(std::vector<T>& items, std::size_t i)
 		{
