@@ -8,6 +8,7 @@
 #include "support/backend.hpp"
 #include "support/child.hpp"
 #include "support/failing_os.hpp"
+#include "support/far_os.hpp"
 #include "support/maps.hpp"
 #include "support/revoked.hpp"
 
@@ -15,6 +16,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <utility>
@@ -317,6 +319,19 @@ TEST_CASE("fault::compact decommits the cached pages of regions it keeps, and re
 }
 
 #if !defined(MEMBER_THUNK_NO_RUNTIME_CODE)
+namespace
+{
+	constexpr std::size_t code_slot = member_thunk::detail::arch::native_encoder::slot_size;
+
+	/// The offset of `entry` (a thunk or closure of run-time code) in its page.
+	template<class Callback>
+	[[nodiscard]] std::size_t offset_in(const member_thunk::page& p, Callback entry)
+	{
+		return static_cast<std::size_t>(reinterpret_cast<const std::byte*>(entry) -
+		                                member_thunk::detail::page_access::address_of(p));
+	}
+} // namespace
+
 TEST_CASE("fault::sealing registers the thunk entries, and freeing withdraws exactly those", "[fault]")
 {
 	// Only Windows CFG keeps a list of call targets, but the heap's requests to the back end can be checked anywhere.
@@ -333,10 +348,8 @@ TEST_CASE("fault::sealing registers the thunk entries, and freeing withdraws exa
 		REQUIRE(os_faults::call_target_calls.size() == 1);
 		const auto registered = os_faults::call_target_calls.back();
 		CHECK(registered.valid);
-		CHECK(registered.count == 4);
-		CHECK(registered.stride == member_thunk::detail::arch::native_encoder::slot_size);
-		CHECK(static_cast<std::byte*>(registered.page) + 2 * member_thunk::detail::arch::native_encoder::slot_size ==
-		      static_cast<std::byte*>(sealed_address));
+		CHECK(registered.offsets == std::vector<std::size_t>{0, code_slot, 2 * code_slot, 3 * code_slot});
+		CHECK(static_cast<std::byte*>(registered.page) + 2 * code_slot == static_cast<std::byte*>(sealed_address));
 
 		member_thunk::page unsealed = h.allocate_page();
 		static_cast<void>(unsealed.make_thunk<callback, &value::get>(&v));
@@ -344,10 +357,107 @@ TEST_CASE("fault::sealing registers the thunk entries, and freeing withdraws exa
 	REQUIRE(os_faults::call_target_calls.size() == 2);
 	const auto withdrawn = os_faults::call_target_calls.back();
 	CHECK_FALSE(withdrawn.valid);
-	CHECK(withdrawn.count == 4);
+	CHECK(withdrawn.offsets == os_faults::call_target_calls.front().offsets);
 	CHECK(withdrawn.page == os_faults::call_target_calls.front().page);
 }
+
+#if !defined(MEMBER_THUNK_ARCH_X86_32)
+namespace
+{
+	/// Two parameters: a closure moves two argument places, which takes one slot in the direct form and two in the
+	/// absolute (indirect) one on every ABI with closures (docs/design.md, "Closures").
+	using pair_callback = long (*)(long, long);
+
+	struct adder_pair
+	{
+		long v;
+		long sum(long a, long b) { return v + a + b; }
+	};
+} // namespace
+
+TEST_CASE("fault::a closure of two slots registers its first slot only, and freeing withdraws exactly the entries",
+          "[fault][closures]")
+{
+	// A heap out of direct reach of the code: every closure jumps absolutely and takes two slots. Its second slot
+	// starts inside its code, and must never become a call target (Windows CFG).
+	const fault_scope scope;
+	member_thunk::heap<member_thunk::null_lock, test::far_from_code<test::failing_os>> h;
+	value v{1};
+	adder_pair o{100};
+	std::vector<std::size_t> entries;
+	void* page_address = nullptr;
+	{
+		member_thunk::page other = h.allocate_page();
+		{
+			member_thunk::page p = h.allocate_page();
+			page_address = member_thunk::detail::page_access::address_of(p);
+			const callback first = p.make_thunk<callback, &value::get>(&v);
+			std::size_t before = p.size();
+			const pair_callback compiled = p.make_closure<pair_callback, &adder_pair::sum>(&o);
+			REQUIRE(p.size() - before == 2);
+			const callback middle = p.make_thunk<callback>(&v, &value::get);
+			before = p.size();
+			const pair_callback bound = p.make_closure<pair_callback>(&o, &adder_pair::sum); // its data at the end
+			REQUIRE(p.size() - before == 2);
+			const callback last = p.make_thunk<callback, &value::get>(&v);
+			entries = {offset_in(p, first), offset_in(p, compiled), offset_in(p, middle), offset_in(p, bound),
+			           offset_in(p, last)};
+			CHECK(entries == std::vector<std::size_t>{0, code_slot, 3 * code_slot, 4 * code_slot, 6 * code_slot});
+
+			// The page handle carries what it made through a move, and seals from there.
+			member_thunk::page moved = std::move(p);
+			moved.mark_executable();
+			REQUIRE(os_faults::call_target_calls.size() == 1);
+			const auto registered = os_faults::call_target_calls.back();
+			CHECK(registered.valid);
+			CHECK(registered.page == page_address);
+			CHECK(registered.offsets == entries);
+			CHECK(first(nullptr, 1) == 2);
+			CHECK(compiled(2, 3) == 105);
+			CHECK(middle(nullptr, 4) == 5);
+			CHECK(bound(5, 6) == 111);
+			CHECK(last(nullptr, 7) == 8);
+
+			// And through a move assignment, which frees the page it held (never sealed: it withdraws nothing).
+			other = std::move(moved);
+			CHECK(os_faults::call_target_calls.size() == 1);
+		}
+		CHECK(os_faults::call_target_calls.size() == 1);
+	} // `other` holds the sealed page now
+	REQUIRE(os_faults::call_target_calls.size() == 2);
+	const auto withdrawn = os_faults::call_target_calls.back();
+	CHECK_FALSE(withdrawn.valid);
+	CHECK(withdrawn.page == page_address);
+	CHECK(withdrawn.offsets == entries);
+}
 #endif
+#endif
+
+TEST_CASE("fault::a copy of the stub tables registers its stubs as call targets, never the chunk headers' code",
+          "[fault][prebuilt]")
+{
+	// The runtime_copy way writes the stubs' code into fresh pages and seals it like run-time code; each chunk's
+	// first header_slots slots hold the code its stubs share, reached by their direct jumps only.
+	namespace stubs = member_thunk::detail::arch::stubs;
+	const fault_scope scope;
+	member_thunk::detail::stub_sources::force(member_thunk::detail::stub_source::runtime_copy);
+	faulty_heap h;
+	value v{1};
+	{
+		const auto u = h.make_unique_thunk<callback, &value::get>(&v);
+		CHECK(u.get()(nullptr, 1) == 2);
+	}
+	REQUIRE(os_faults::call_target_calls.size() == 1);
+	const auto registered = os_faults::call_target_calls.front();
+	CHECK(registered.valid);
+	std::vector<std::size_t> expected;
+	for (std::size_t offset = 0; offset < 2 * stubs::table_size; offset += stubs::slot_size)
+		if (offset % stubs::chunk_size >= stubs::header_slots * stubs::slot_size)
+			expected.push_back(offset);
+	CHECK(expected.size() ==
+	      2 * stubs::table_size / stubs::chunk_size * (stubs::slots_per_chunk - stubs::header_slots));
+	CHECK(registered.offsets == expected);
+}
 
 TEST_CASE("fault::decommit and the read-write fallback both fail: the process ends rather than keep a live thunk",
           "[fault][death]")

@@ -8,11 +8,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -26,6 +28,26 @@ TEST_CASE("os::page and region sizes come from the system", "[os]")
 	CHECK(os::region_size() % os::page_size() == 0);
 	CHECK(os::region_size() / os::page_size() >= 1);
 	CHECK(os::region_size() / os::page_size() <= 64);
+}
+
+TEST_CASE("os::the entries of set_call_targets are the set bits of a mask of slots, ascending, within the code", "[os]")
+{
+	const auto offsets = [](std::span<const std::uint64_t> entries, std::size_t stride, std::size_t size) {
+		std::vector<std::size_t> found;
+		member_thunk::detail::os::entry_offsets reader(entries, stride, size);
+		for (std::size_t offset = 0; reader.next(offset);)
+			found.push_back(offset);
+		return found;
+	};
+	// Bit i % 64 of word i / 64 is slot i; the slots between entries (the rest of a closure's code) are skipped.
+	const std::array<std::uint64_t, 2> code{0b1011, std::uint64_t{1} << 63};
+	CHECK(offsets(code, 32, 4096) == std::vector<std::size_t>{0, 32, 96, 127 * 32});
+	// Entries at or past the end of the code are not read, nor anything after them.
+	CHECK(offsets(code, 32, 127 * 32) == std::vector<std::size_t>{0, 32, 96});
+	const std::array<std::uint64_t, 3> stubs{0, ~std::uint64_t{0} << 60, 1};
+	CHECK(offsets(stubs, 16, 4096) == std::vector<std::size_t>{124 * 16, 125 * 16, 126 * 16, 127 * 16, 128 * 16});
+	CHECK(offsets({}, 32, 4096).empty());
+	CHECK(offsets(std::array<std::uint64_t, 2>{}, 32, 4096).empty());
 }
 
 TEST_CASE("os::reserve, make_writable, make_executable, decommit, unreserve", "[os]")
@@ -47,7 +69,8 @@ TEST_CASE("os::reserve, make_writable, make_executable, decommit, unreserve", "[
 	CHECK(test::protection_of(bytes + page) == "r-x");
 	CHECK(bytes[page] == 0xAB);
 	REQUIRE(os::flush_instruction_cache(bytes + page, page).ok());
-	REQUIRE(os::set_call_targets(bytes + page, page, 4, 32, true).ok());
+	const std::array<std::uint64_t, 1> entries{0b1111};
+	REQUIRE(os::set_call_targets(bytes + page, page, entries, 32, true).ok());
 
 	REQUIRE(os::decommit(bytes + page, page).ok());
 	CHECK(test::protection_of(bytes + page) == "---");
@@ -319,7 +342,8 @@ TEST_CASE("os::Control Flow Guard is detected the way the process reports it", "
 		// Nothing to register: the call succeeds without touching the (absent) bitmap, even for memory that is not
 		// executable.
 		std::vector<unsigned char> not_code(4096);
-		CHECK(os::set_call_targets(not_code.data(), not_code.size(), 4, 32, true).ok());
+		const std::array<std::uint64_t, 1> entries{0b1111};
+		CHECK(os::set_call_targets(not_code.data(), not_code.size(), entries, 32, true).ok());
 	}
 }
 
@@ -349,49 +373,83 @@ namespace
 	};
 } // namespace
 
-TEST_CASE("os::with CFG enforced, every slot entry is registered in ascending, aligned batches", "[os][windows][cfg]")
+namespace
+{
+	/// The bitmask of the slots of `slots` for which `is_entry(i)` holds, as set_call_targets takes it.
+	template<std::size_t Words, class Predicate>
+	[[nodiscard]] std::array<std::uint64_t, Words> entry_mask(std::size_t slots, Predicate is_entry)
+	{
+		std::array<std::uint64_t, Words> mask{};
+		for (std::size_t i = 0; i < slots; ++i)
+			if (is_entry(i))
+				mask.at(i / 64) |= std::uint64_t{1} << (i % 64);
+		return mask;
+	}
+
+	[[nodiscard]] std::vector<std::size_t> offsets_of(const std::vector<CFG_CALL_TARGET_INFO>& batch)
+	{
+		std::vector<std::size_t> offsets;
+		for (const auto& target : batch)
+			offsets.push_back(target.Offset);
+		return offsets;
+	}
+} // namespace
+
+TEST_CASE("os::with CFG enforced, exactly the entries are registered, in ascending, aligned batches",
+          "[os][windows][cfg]")
 {
 	recorded_call_targets::batches.clear();
 	recorded_call_targets::fail = false;
 	alignas(4096) static unsigned char page[4096];
 	recorded_call_targets::page = page;
 	recorded_call_targets::size = sizeof page;
-	constexpr std::size_t count = 130; // three batches of at most 64
-	constexpr std::size_t stride = 32;
-	REQUIRE(os::set_call_targets_with(recorded_call_targets::set, page, sizeof page, count, stride, true).ok());
+	// Slots of 16 bytes (stubs), every fourth one not an entry (the middle of some code): 192 entries, three
+	// batches. The mask's fifth word would be past the page: ignored.
+	constexpr std::size_t stride = 16;
+	auto entries = entry_mask<5>(256, [](std::size_t i) { return i % 4 != 1; });
+	entries[4] = ~std::uint64_t{0};
+	std::vector<std::size_t> expected;
+	for (std::size_t i = 0; i < 256; ++i)
+		if (i % 4 != 1)
+			expected.push_back(i * stride);
+	REQUIRE(os::set_call_targets_with(recorded_call_targets::set, page, sizeof page, entries, stride, true).ok());
 	REQUIRE(recorded_call_targets::batches.size() == 3);
-	std::size_t next = 0;
+	std::vector<std::size_t> registered;
 	for (const auto& batch : recorded_call_targets::batches)
 	{
-		CHECK(batch.size() <= 64);
+		CHECK(batch.size() == 64);
 		for (const auto& target : batch)
 		{
-			CHECK(target.Offset == next * stride);
 			CHECK(target.Offset % 16 == 0);
 			CHECK(target.Flags == CFG_CALL_TARGET_VALID);
-			++next;
+			registered.push_back(target.Offset);
 		}
 	}
-	CHECK(next == count);
+	CHECK(registered == expected);
 
-	// Withdrawn before the page is freed: the same offsets, flagged invalid.
+	// Withdrawn before the page is freed: the same offsets, flagged invalid. Slots of 32 bytes (code), the second
+	// slot of a closure of two left out.
 	recorded_call_targets::batches.clear();
-	REQUIRE(os::set_call_targets_with(recorded_call_targets::set, page, sizeof page, 3, stride, false).ok());
+	const std::array<std::uint64_t, 2> code_entries{0b1011, std::uint64_t{1} << 63};
+	REQUIRE(os::set_call_targets_with(recorded_call_targets::set, page, sizeof page, code_entries, 32, false).ok());
 	REQUIRE(recorded_call_targets::batches.size() == 1);
-	CHECK(recorded_call_targets::batches[0].size() == 3);
+	CHECK(offsets_of(recorded_call_targets::batches[0]) == std::vector<std::size_t>{0, 32, 96, 127 * 32});
 	for (const auto& target : recorded_call_targets::batches[0])
 		CHECK(target.Flags == 0);
 
-	// No slots, no call.
+	// No entries, no call.
 	recorded_call_targets::batches.clear();
-	REQUIRE(os::set_call_targets_with(recorded_call_targets::set, page, sizeof page, 0, stride, true).ok());
+	const std::array<std::uint64_t, 2> none{};
+	REQUIRE(os::set_call_targets_with(recorded_call_targets::set, page, sizeof page, none, 32, true).ok());
+	REQUIRE(os::set_call_targets_with(recorded_call_targets::set, page, sizeof page, {}, 32, true).ok());
 	CHECK(recorded_call_targets::batches.empty());
 }
 
 TEST_CASE("os::with CFG enforced, a missing or failing SetProcessValidCallTargets is an error", "[os][windows][cfg]")
 {
 	alignas(4096) static unsigned char page[4096];
-	const auto missing = os::set_call_targets_with(nullptr, page, sizeof page, 1, 32, true);
+	const std::array<std::uint64_t, 1> one{1};
+	const auto missing = os::set_call_targets_with(nullptr, page, sizeof page, one, 32, true);
 	CHECK_FALSE(missing.ok());
 	CHECK(missing.error().value() == ERROR_PROC_NOT_FOUND);
 	CHECK(std::string(missing.call()) == "GetProcAddress(SetProcessValidCallTargets)");
@@ -402,14 +460,14 @@ TEST_CASE("os::with CFG enforced, a missing or failing SetProcessValidCallTarget
 	recorded_call_targets::fail = true;
 	recorded_call_targets::page = page;
 	recorded_call_targets::size = sizeof page;
-	const auto failed = os::set_call_targets_with(recorded_call_targets::set, page, sizeof page, 1, 32, true);
+	const auto failed = os::set_call_targets_with(recorded_call_targets::set, page, sizeof page, one, 32, true);
 	recorded_call_targets::fail = false;
 	CHECK_FALSE(failed.ok());
 	CHECK(failed.error().value() == ERROR_ACCESS_DENIED);
 	CHECK(std::string(failed.call()) == "SetProcessValidCallTargets");
 }
 
-TEST_CASE("os::with CFG enforced, a registration that fails part-way withdraws the batches it had marked",
+TEST_CASE("os::with CFG enforced, a registration that fails part-way withdraws exactly the entries it had marked",
           "[os][windows][cfg]")
 {
 	alignas(4096) static unsigned char page[4096];
@@ -418,9 +476,10 @@ TEST_CASE("os::with CFG enforced, a registration that fails part-way withdraws t
 	recorded_call_targets::fail_call = 2; // the first batch is marked valid, the second is refused
 	recorded_call_targets::page = page;
 	recorded_call_targets::size = sizeof page;
-	constexpr std::size_t count = 100; // two batches: 64 and 36
+	// 128 slots of 32 bytes, every third one the second slot of a closure: 86 entries, two batches (64 and 22).
 	constexpr std::size_t stride = 32;
-	const auto failed = os::set_call_targets_with(recorded_call_targets::set, page, sizeof page, count, stride, true);
+	const auto entries = entry_mask<2>(128, [](std::size_t i) { return i % 3 != 2; });
+	const auto failed = os::set_call_targets_with(recorded_call_targets::set, page, sizeof page, entries, stride, true);
 	recorded_call_targets::fail_call = 0;
 	CHECK_FALSE(failed.ok());
 	CHECK(failed.error().value() == ERROR_ACCESS_DENIED);
@@ -429,15 +488,18 @@ TEST_CASE("os::with CFG enforced, a registration that fails part-way withdraws t
 	REQUIRE(recorded_call_targets::batches.size() == 3);
 	const auto& marked = recorded_call_targets::batches[0];
 	const auto& withdrawn = recorded_call_targets::batches[2];
-	CHECK(marked.size() == 64);
-	CHECK(recorded_call_targets::batches[1].size() == count - 64);
-	REQUIRE(withdrawn.size() == marked.size());
-	for (std::size_t i = 0; i < marked.size(); ++i)
-	{
-		CHECK(marked[i].Flags == CFG_CALL_TARGET_VALID);
-		CHECK(withdrawn[i].Offset == marked[i].Offset);
-		CHECK(withdrawn[i].Flags == 0);
-	}
+	REQUIRE(marked.size() == 64);
+	CHECK(recorded_call_targets::batches[1].size() == 86 - 64);
+	std::vector<std::size_t> first_entries;
+	for (std::size_t i = 0; first_entries.size() < 64; ++i)
+		if (i % 3 != 2)
+			first_entries.push_back(i * stride);
+	CHECK(offsets_of(marked) == first_entries);
+	CHECK(offsets_of(withdrawn) == first_entries);
+	for (const auto& target : marked)
+		CHECK(target.Flags == CFG_CALL_TARGET_VALID);
+	for (const auto& target : withdrawn)
+		CHECK(target.Flags == 0);
 }
 
 namespace

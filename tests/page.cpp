@@ -15,6 +15,7 @@
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -347,7 +348,7 @@ TEST_CASE("page::sealing is a step of the page's kind: it never goes through the
 	// mark_executable() must not touch the page's owner. Here the owner is replaced by one that dies if it is used.
 	struct untouchable final : member_thunk::detail::page_owner
 	{
-		void free_page(member_thunk::detail::region&, std::byte*, std::size_t) noexcept override
+		void free_page(member_thunk::detail::region&, std::byte*, std::span<const std::uint64_t>) noexcept override
 		{
 			member_thunk::detail::fail_fast("the page's owner was used");
 		}

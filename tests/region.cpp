@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 
 using member_thunk::detail::region;
@@ -156,7 +157,7 @@ TEST_CASE("region::the heap's check sees a corrupted region and names the clause
 	{
 		struct stranger final : member_thunk::detail::page_owner
 		{
-			void free_page(region&, std::byte*, std::size_t) noexcept override {}
+			void free_page(region&, std::byte*, std::span<const std::uint64_t>) noexcept override {}
 			void free_slot(region&, std::byte*) noexcept override {}
 		} other;
 		const auto owner = r.owner.load();

@@ -8,9 +8,10 @@
 // Either way, destroying the page revokes it at once: nothing in it can be called any more, and a call through a
 // dangling thunk faults instead of running stale code.
 //
-// Slots: thunks take slots from the start of the page (the first size() slots that may hold thunks are their entries
-// or data slots); the data of run-time member thunks (object pointer + member pointer) fills slots from the end. Free
-// slots hold traps.
+// Slots: thunks take slots from the start of the page (the first size() slots that may hold thunks hold their code,
+// one slot each or two for some closures, or their data slots); the data of run-time member thunks (object pointer +
+// member pointer) fills slots from the end. Free slots hold traps. A page of run-time code records which slots are
+// entries (where a thunk or closure starts): those alone become call targets when it is sealed.
 #pragma once
 
 #include "detail/arch/encoder.hpp"
@@ -52,7 +53,7 @@ namespace member_thunk
 
 		page(page&& other) noexcept :
 		    region_(std::exchange(other.region_, nullptr)), address_(other.address_), slot_count_(other.slot_count_),
-		    front_(other.front_), back_(other.back_), executable_(other.executable_)
+		    front_(other.front_), back_(other.back_), entries_(other.entries_), executable_(other.executable_)
 		{
 		}
 
@@ -66,6 +67,7 @@ namespace member_thunk
 				slot_count_ = other.slot_count_;
 				front_ = other.front_;
 				back_ = other.back_;
+				entries_ = other.entries_;
 				executable_ = other.executable_;
 			}
 			return *this;
@@ -147,10 +149,11 @@ namespace member_thunk
 		}
 
 		/// Seals the page: its thunks may be called from now on, and nothing they read can change. Run-time code:
-		/// read-execute, instruction cache flushed, thunk entries registered as call targets where the OS has such a
-		/// list (Windows CFG). Prebuilt stubs: the data slots become read-only. Thunks may be called only after this
-		/// returns. Does nothing if the page is already sealed. Throws os_error if the OS refuses; executable() then
-		/// tells whether the page is still writable (it is, unless restoring it failed too).
+		/// read-execute, instruction cache flushed, the entries of its thunks and closures (only their first slots)
+		/// registered as call targets where the OS has such a list (Windows CFG). Prebuilt stubs: the data slots become
+		/// read-only. Thunks may be called only after this returns. Does nothing if the page is already sealed. Throws
+		/// os_error if the OS refuses; executable() then tells whether the page is still writable (it is, unless
+		/// restoring it failed too).
 		void mark_executable()
 		{
 			expect_valid();
@@ -158,7 +161,7 @@ namespace member_thunk
 				return;
 			// A static step of the region's kind: it needs neither the heap nor its lock, and works whoever owns the
 			// region by now (another thread's heap, the orphanage).
-			const detail::seal_outcome outcome = region_->kind->seal(*region_, address_, front_);
+			const detail::seal_outcome outcome = region_->kind->seal(*region_, address_, entries_.words());
 			executable_ = outcome.sealed;
 			if (!outcome.ok())
 				detail::throw_os_error(outcome.doing, outcome.failure);
@@ -421,6 +424,7 @@ namespace member_thunk
 			{
 				encoder::encode(std::span<std::byte, encoder::slot_size>(slot, encoder::slot_size), bound_address,
 				                destination(trampoline, at), at);
+				entries_.add(front_);
 				++front_;
 			}
 			else
@@ -429,6 +433,7 @@ namespace member_thunk
 				closure_encoder<B>::encode_closure(std::span<std::byte>(slot, slots * encoder::slot_size),
 				                                   shift<B, Callback>(), bound_address,
 				                                   closure_destination<B, Callback>(target, at), at);
+				entries_.add(front_); // the first slot only: the others hold the rest of its code
 				front_ += slots;
 			}
 			return std::bit_cast<Callback>(slot);
@@ -484,15 +489,17 @@ namespace member_thunk
 			if (region_ != nullptr)
 			{
 				detail::region& r = *std::exchange(region_, nullptr);
-				r.owner.load(std::memory_order_acquire)->free_page(r, address_, executable_ ? front_ : 0);
+				r.owner.load(std::memory_order_acquire)
+				    ->free_page(r, address_, executable_ ? entries_.words() : std::span<const std::uint64_t>{});
 			}
 		}
 
 		detail::region* region_;
 		std::byte* address_;
 		std::size_t slot_count_;
-		std::size_t front_ = 0; // thunks made, from the start
-		std::size_t back_ = 0;  // slots taken by run-time member data, from the end
+		std::size_t front_ = 0;      // thunks made, from the start
+		std::size_t back_ = 0;       // slots taken by run-time member data, from the end
+		detail::entry_mask entries_; // run-time code: the slots where a thunk or closure starts (call targets)
 		bool executable_ = false;
 	};
 

@@ -10,7 +10,9 @@
 #include <cstdint>
 #include <iterator>
 #include <map>
+#include <span>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 namespace test
@@ -58,12 +60,12 @@ namespace test
 		/// count would also see the mappings of sanitizer runtimes and allocators; this sees only the heap's.
 		static inline std::map<std::uintptr_t, std::size_t> reservations;
 
-		/// The last set_call_targets call that reached the OS.
+		/// The set_call_targets calls that reached the back end (every OS: the native one then ignores them where
+		/// no OS keeps a list of call targets), each with the offsets of the entries it marks, ascending.
 		struct call_targets_call
 		{
 			void* page = nullptr;
-			std::size_t count = 0;
-			std::size_t stride = 0;
+			std::vector<std::size_t> offsets;
 			bool valid = false;
 		};
 		static inline std::vector<call_targets_call> call_target_calls;
@@ -150,13 +152,17 @@ namespace test
 			return os_faults::should_fail(os_call::flush_instruction_cache) ? injected("injected flush")
 			                                                                : native::flush_instruction_cache(p, n);
 		}
-		static result set_call_targets(void* p, std::size_t n, std::size_t count, std::size_t stride,
-		                               bool valid) noexcept
+		static result set_call_targets(void* p, std::size_t n, std::span<const std::uint64_t> entries,
+		                               std::size_t stride, bool valid) noexcept
 		{
 			if (os_faults::should_fail(os_call::set_call_targets))
 				return injected("injected set_call_targets");
-			os_faults::call_target_calls.push_back({p, count, stride, valid});
-			return native::set_call_targets(p, n, count, stride, valid);
+			os_faults::call_targets_call call{p, {}, valid};
+			member_thunk::detail::os::entry_offsets offsets(entries, stride, n);
+			for (std::size_t offset = 0; offsets.next(offset);)
+				call.offsets.push_back(offset);
+			os_faults::call_target_calls.push_back(std::move(call));
+			return native::set_call_targets(p, n, entries, stride, valid);
 		}
 		static result decommit(void* p, std::size_t n) noexcept
 		{

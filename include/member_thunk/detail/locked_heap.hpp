@@ -29,6 +29,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <span>
 #include <type_traits>
 
 namespace member_thunk::detail
@@ -172,10 +173,10 @@ namespace member_thunk::detail
 
 		/// Revokes the page outside the lock (it is still marked used, so nothing else touches it), then takes it
 		/// back under the lock. A lock that throws here ends the process: a destructor has no way to report.
-		void free_page(region& r, std::byte* address, std::size_t sealed_thunks) noexcept final
+		void free_page(region& r, std::byte* address, std::span<const std::uint64_t> sealed_entries) noexcept final
 		{
 			Policy::check_free_thread();
-			const bool committed = r.kind->revoke(r, address, sealed_thunks);
+			const bool committed = r.kind->revoke(r, address, sealed_entries);
 			const std::lock_guard guard(lock_);
 			check();
 			core_.return_page(r, address, committed);

@@ -32,6 +32,7 @@
 #include <cstring>
 #include <mutex>
 #include <random>
+#include <span>
 #include <string>
 #include <system_error>
 
@@ -168,7 +169,8 @@ namespace member_thunk::detail
 				           stubs::trap_target());
 		}
 
-		static seal_outcome seal(region& r, std::byte* page, [[maybe_unused]] std::size_t thunks) noexcept
+		static seal_outcome seal(region& r, std::byte* page,
+		                         [[maybe_unused]] std::span<const std::uint64_t> entries) noexcept
 		{
 			seal_outcome outcome;
 			outcome.failure = Os::protect(page, r.page_size, os::access::read);
@@ -178,7 +180,8 @@ namespace member_thunk::detail
 			return outcome;
 		}
 
-		static bool revoke(const region& r, std::byte* page, [[maybe_unused]] std::size_t sealed_thunks) noexcept
+		static bool revoke(const region& r, std::byte* page,
+		                   [[maybe_unused]] std::span<const std::uint64_t> sealed_entries) noexcept
 		{
 			if (Os::protect(page, r.page_size, os::access::read_write).ok())
 			{
@@ -222,7 +225,8 @@ namespace member_thunk::detail
 		                                  &prebuilt_pages<Os>::seal,
 		                                  &prebuilt_pages<Os>::revoke};
 
-		/// Copies the template into [code, code + size) and seals it read-execute (the runtime_copy way).
+		/// Copies the template into [code, code + size) and seals it read-execute (the runtime_copy way); its stubs,
+		/// and not the chunk headers between them, become call targets.
 		[[nodiscard]] static os::result copy_template(std::byte* code, std::size_t size) noexcept
 		{
 			if (code == nullptr)
@@ -234,7 +238,7 @@ namespace member_thunk::detail
 				return status;
 			if (auto status = Os::flush_instruction_cache(code, size); !status.ok())
 				return status;
-			return Os::set_call_targets(code, size, size / stubs::slot_size, stubs::slot_size, true);
+			return Os::set_call_targets(code, size, stubs::template_stubs, stubs::slot_size, true);
 		}
 
 		/// Reserves a region and puts the stubs' code at its start by the way `way`. If that fails and the OS also

@@ -31,6 +31,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 namespace member_thunk::detail
 {
@@ -45,8 +46,9 @@ namespace member_thunk::detail
 		virtual ~page_owner() = default;
 
 		/// Revokes the page (its thunks stop being callable at once) and takes it back into its region.
-		/// `sealed_thunks`: how many of its slots were registered as call targets (0 if it was never sealed).
-		virtual void free_page(region& r, std::byte* page, std::size_t sealed_thunks) noexcept = 0;
+		/// `sealed_entries`: the entries registered as call targets when it was sealed (an entry_mask's words; empty
+		/// if it was never sealed), which revoking withdraws.
+		virtual void free_page(region& r, std::byte* page, std::span<const std::uint64_t> sealed_entries) noexcept = 0;
 
 		/// Empties a unique thunk's data slot (a call through it traps from now on) and takes the slot back.
 		virtual void free_slot(region& r, std::byte* slot) noexcept = 0;

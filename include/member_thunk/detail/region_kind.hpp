@@ -14,7 +14,9 @@
 #include "config.hpp"
 #include "os/result.hpp"
 
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 
 namespace member_thunk::detail
@@ -32,6 +34,35 @@ namespace member_thunk::detail
 
 		[[nodiscard]] bool ok() const noexcept { return failure.ok(); }
 	};
+
+	/// The entries of a page of run-time code, in the form the OS back end registers them as call targets
+	/// (os::backend, set_call_targets): bit i % 64 of word i / 64 is set when slot i starts a thunk or a closure. A
+	/// closure of two slots sets only its first: its second slot is the middle of its code, never a call target.
+	/// Only Windows keeps a list of call targets (CFG), and its pages are 4 KiB on every architecture: 128 slots, two
+	/// words. The mask is kept on every OS, so that the same code runs and is tested everywhere; a page of more slots
+	/// (AArch64 Linux with 16 or 64 KiB pages) leaves those past the 128th unrecorded, which only an OS with a list of
+	/// call targets would see (a call there would be refused, never a wrong target accepted), and none has one.
+	class entry_mask
+	{
+	public:
+		static constexpr std::size_t capacity = 128;
+
+		/// Records slot `slot` as an entry.
+		void add(std::size_t slot) noexcept
+		{
+			if (slot < capacity)
+				words_[slot / 64] |= std::uint64_t{1} << (slot % 64);
+		}
+
+		[[nodiscard]] std::span<const std::uint64_t> words() const noexcept { return words_; }
+
+	private:
+		std::array<std::uint64_t, capacity / 64> words_{};
+	};
+#if defined(MEMBER_THUNK_OS_WINDOWS)
+	static_assert(4096 / arch::native_encoder::slot_size <= entry_mask::capacity,
+	              "member_thunk: an entry_mask must hold every slot of a Windows page (4 KiB)");
+#endif
 
 	/// The steps of one kind of region, as static functions (one table per kind and OS back end).
 	struct region_kind
@@ -52,12 +83,14 @@ namespace member_thunk::detail
 		os::result (*unreserve)(const region& r) noexcept;
 		/// Fills a writable page of `r` with traps, so that nothing in it can run.
 		void (*fill_traps)(const region& r, std::byte* page) noexcept;
-		/// Makes a page's first `thunks` slots callable and nothing else in it writable.
-		seal_outcome (*seal)(region& r, std::byte* page, std::size_t thunks) noexcept;
-		/// Revokes a page whose first `sealed_thunks` slots were registered as call targets: nothing in it is callable
-		/// afterwards. Returns whether the page is still committed (writable, trap-filled) or was decommitted
-		/// instead; if neither could be done, ends the process.
-		bool (*revoke)(const region& r, std::byte* page, std::size_t sealed_thunks) noexcept;
+		/// Makes a page callable and nothing in it writable. Run-time code: its `entries` (an entry_mask's words) are
+		/// the only slots registered as call targets. Prebuilt stubs: unused (the stubs' code is registered once,
+		/// when it is copied).
+		seal_outcome (*seal)(region& r, std::byte* page, std::span<const std::uint64_t> entries) noexcept;
+		/// Revokes a page whose `sealed_entries` were registered as call targets when it was sealed (empty if it was
+		/// not): nothing in it is callable afterwards. Returns whether the page is still committed (writable,
+		/// trap-filled) or was decommitted instead; if neither could be done, ends the process.
+		bool (*revoke)(const region& r, std::byte* page, std::span<const std::uint64_t> sealed_entries) noexcept;
 
 		/// How many thunks a page of `page_size` bytes holds.
 		[[nodiscard]] constexpr std::size_t usable_slots(std::size_t page_size) const noexcept

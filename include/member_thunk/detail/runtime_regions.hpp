@@ -9,7 +9,9 @@
 #include "region.hpp"
 #include "region_kind.hpp"
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 
 namespace member_thunk::detail
@@ -39,10 +41,11 @@ namespace member_thunk::detail
 			encoder::fill_traps(std::span<std::byte>(page, r.page_size));
 		}
 
-		/// Read-execute, instruction cache flushed, thunk entries registered as call targets. No thunk may be called
-		/// before this returns, so on a failure after the page became executable it can go back to read-write. A W^X
-		/// policy's refusal is recorded in the region, so that its heap stops making run-time code.
-		static seal_outcome seal(region& r, std::byte* page, std::size_t thunks) noexcept
+		/// Read-execute, instruction cache flushed, the `entries` of its thunks and closures (an entry_mask's words)
+		/// registered as call targets, and nothing else in it. No thunk may be called before this returns, so on a
+		/// failure after the page became executable it can go back to read-write. A W^X policy's refusal is recorded
+		/// in the region, so that its heap stops making run-time code.
+		static seal_outcome seal(region& r, std::byte* page, std::span<const std::uint64_t> entries) noexcept
 		{
 			const std::size_t page_size = r.page_size;
 			seal_outcome outcome;
@@ -59,7 +62,7 @@ namespace member_thunk::detail
 			outcome.doing = "flush the instruction cache for a page";
 			if (outcome.ok())
 			{
-				outcome.failure = Os::set_call_targets(page, page_size, thunks, encoder::slot_size, true);
+				outcome.failure = Os::set_call_targets(page, page_size, entries, encoder::slot_size, true);
 				outcome.doing = "register a page's thunks as call targets";
 			}
 			if (outcome.ok())
@@ -72,15 +75,16 @@ namespace member_thunk::detail
 			return outcome;
 		}
 
-		/// Call targets withdrawn, then read-write and trap-filled (a stale call faults at once); if the OS refuses
-		/// that, decommitted; if it refuses both, nothing safe remains and the process ends.
-		static bool revoke(const region& r, std::byte* page, std::size_t sealed_thunks) noexcept
+		/// The call targets registered by seal() (`sealed_entries`) withdrawn, then read-write and trap-filled (a
+		/// stale call faults at once); if the OS refuses that, decommitted; if it refuses both, nothing safe remains
+		/// and the process ends.
+		static bool revoke(const region& r, std::byte* page, std::span<const std::uint64_t> sealed_entries) noexcept
 		{
 			const std::size_t page_size = r.page_size;
 			// A failure to withdraw CFG targets leaves them valid on an address that is no longer executable:
 			// weaker, not unsafe, and a destructor has nobody to tell.
-			if (sealed_thunks != 0)
-				static_cast<void>(Os::set_call_targets(page, page_size, sealed_thunks, encoder::slot_size, false));
+			if (std::ranges::any_of(sealed_entries, [](std::uint64_t word) { return word != 0; }))
+				static_cast<void>(Os::set_call_targets(page, page_size, sealed_entries, encoder::slot_size, false));
 			if (Os::make_writable(page, page_size).ok())
 			{
 				fill_traps(r, page);

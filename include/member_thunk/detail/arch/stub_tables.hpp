@@ -22,6 +22,7 @@
 
 #include "../config.hpp"
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 
@@ -122,6 +123,18 @@ namespace member_thunk::detail::arch::stubs
 	{
 		return index % slots_per_chunk >= header_slots;
 	}
+
+	/// The stubs of the template's two tables, as a bitmask of its slots (bit i % 64 of word i / 64 set: slot i is a
+	/// stub), the form in which the OS back end registers call targets: a copy of the template registers its stubs
+	/// and never its chunk headers, whose shared code the stubs reach by direct jumps only.
+	inline constexpr auto template_stubs = [] {
+		constexpr std::size_t slots = 2 * table_size / slot_size;
+		std::array<std::uint64_t, (slots + 63) / 64> mask{};
+		for (std::size_t i = 0; i < slots; ++i)
+			if (is_stub_slot(i))
+				mask[i / 64] |= std::uint64_t{1} << (i % 64);
+		return mask;
+	}();
 
 	/// The template of the tables (2 * table_size bytes: thunk stubs, then closure stubs).
 	[[nodiscard]] inline const std::byte* template_tables() noexcept

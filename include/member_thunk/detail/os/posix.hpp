@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <system_error>
 
 #include <fcntl.h>
@@ -167,9 +168,9 @@ namespace member_thunk::detail::os
 			return result::success();
 		}
 
-		static result set_call_targets([[maybe_unused]] void* page, [[maybe_unused]] std::size_t size,
-		                               [[maybe_unused]] std::size_t count, [[maybe_unused]] std::size_t stride,
-		                               [[maybe_unused]] bool valid) noexcept
+		static result set_call_targets([[maybe_unused]] void* code, [[maybe_unused]] std::size_t size,
+		                               [[maybe_unused]] std::span<const std::uint64_t> entries,
+		                               [[maybe_unused]] std::size_t stride, [[maybe_unused]] bool valid) noexcept
 		{
 			// POSIX systems have no call-target bitmap: IBT/BTI landing pads are in the thunk's code itself.
 			return result::success();

@@ -1,8 +1,11 @@
 // member_thunk: what an OS back end returns, and the concept every back end satisfies.
 #pragma once
 
+#include <bit>
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
+#include <span>
 #include <string>
 #include <system_error>
 
@@ -88,6 +91,43 @@ namespace member_thunk::detail::os
 		read_write
 	};
 
+	/// Reads the `entries` bitmask of set_call_targets (see backend below): the offsets of its entries, ascending, up
+	/// to the end of the code.
+	class entry_offsets
+	{
+	public:
+		entry_offsets(std::span<const std::uint64_t> entries, std::size_t stride, std::size_t size) noexcept :
+		    entries_(entries), stride_(stride), size_(size), bits_(entries.empty() ? 0 : entries[0])
+		{
+		}
+
+		/// The next entry's offset into `offset`; false once there is none left before the end of the code.
+		bool next(std::size_t& offset) noexcept
+		{
+			while (bits_ == 0)
+			{
+				if (++word_ >= entries_.size())
+					return false;
+				bits_ = entries_[word_];
+			}
+			const auto bit = static_cast<std::size_t>(std::countr_zero(bits_));
+			bits_ &= bits_ - 1;
+			offset = (word_ * 64 + bit) * stride_;
+			if (offset < size_)
+				return true;
+			word_ = entries_.size(); // every later entry is further still
+			bits_ = 0;
+			return false;
+		}
+
+	private:
+		std::span<const std::uint64_t> entries_;
+		std::size_t stride_;
+		std::size_t size_;
+		std::size_t word_ = 0;
+		std::uint64_t bits_;
+	};
+
 	/// The OS contract (one back end per OS family, a class of static functions). All sizes and addresses are
 	/// multiples of page_size(); a reservation is region_size() bytes and aligned to it or to the OS granularity.
 	///  - reserve(size, preferred, out): address space, inaccessible, not executable, no memory committed; at
@@ -95,9 +135,12 @@ namespace member_thunk::detail::os
 	///  - make_writable:   pages get memory and become readable and writable (never executable).
 	///  - make_executable: pages become readable and executable, never writable (PROT_BTI where the CPU has BTI).
 	///  - flush_instruction_cache: after writing code, before running it.
-	///  - set_call_targets(page, page_size, count, stride, valid): mark the entries at 0, stride, 2*stride, ...
-	///                    (count of them) valid or invalid indirect-call targets (Windows CFG); elsewhere a no-op.
-	///                    If it fails part-way while marking them valid, it withdraws what it marked.
+	///  - set_call_targets(code, size, entries, stride, valid): mark the entries of [code, code + size) valid or
+	///                    invalid indirect-call targets (Windows CFG; elsewhere a no-op). `entries` is a bitmask of
+	///                    slots `stride` bytes apart (bit i % 64 of entries[i / 64] set: the code at offset
+	///                    i * stride is an entry); only the set bits are marked, nothing between them (the rest of a
+	///                    closure's code, a chunk's shared code). stride is a multiple of 16; bits past `size` are
+	///                    ignored. If it fails part-way while marking them valid, it withdraws what it marked.
 	///  - decommit:        pages become inaccessible and their memory is returned to the OS.
 	///  - unreserve:       the whole reservation is returned.
 	///  - protect(address, size, access): committed memory (private or the program's own, such as .bss) gets that
@@ -110,7 +153,8 @@ namespace member_thunk::detail::os
 	///  - map_sealed_copy(at, size, code): the same from a sealed in-memory file holding a copy of those bytes
 	///                    (Linux memfd), which nothing can make writable again.
 	template<class Os>
-	concept backend = requires(void* address, void*& out, std::size_t size, bool valid)
+	concept backend = requires(void* address, void*& out, std::size_t size, std::span<const std::uint64_t> entries,
+	                           bool valid)
 	{
 		{
 			Os::page_size()
@@ -137,7 +181,7 @@ namespace member_thunk::detail::os
 		}
 		noexcept->std::same_as<result>;
 		{
-			Os::set_call_targets(address, size, size, size, valid)
+			Os::set_call_targets(address, size, entries, size, valid)
 		}
 		noexcept->std::same_as<result>;
 		{

@@ -1,13 +1,15 @@
 // member_thunk: the Windows OS back end. Regions are reserved executable-but-with-no-valid-targets so that Control
 // Flow Guard has a bitmap for them, pages are committed read-write, sealed read-execute without touching that
-// bitmap, and each thunk entry is then marked a valid call target when the process enforces CFG (ABI doc,
-// "Windows CFG").
+// bitmap, and each thunk entry (only entries: not the rest of a closure's code) is then marked a valid call target
+// when the process enforces CFG (ABI doc, "Windows CFG").
 #pragma once
 
 #include "result.hpp"
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
+#include <span>
 #include <system_error>
 
 #include "windows_sdk.hpp"
@@ -102,39 +104,44 @@ namespace member_thunk::detail::os
 			return result::success();
 		}
 
-		/// Marks the entries of `count` slots (`stride` bytes apart from the start of `page`) valid or invalid
-		/// indirect-call targets, when the process enforces CFG; otherwise there is no bitmap to update.
-		static result set_call_targets(void* page, std::size_t size, std::size_t count, std::size_t stride,
-		                               bool valid) noexcept
+		/// Marks the entries of the code at `code` (the set bits of `entries`, slots `stride` bytes apart: see
+		/// backend) valid or invalid indirect-call targets, when the process enforces CFG; otherwise there is no bitmap
+		/// to update.
+		static result set_call_targets(void* code, std::size_t size, std::span<const std::uint64_t> entries,
+		                               std::size_t stride, bool valid) noexcept
 		{
 			if (!cfg_enforced())
 				return result::success();
-			return set_call_targets_with(cfg_api(), page, size, count, stride, valid);
+			return set_call_targets_with(cfg_api(), code, size, entries, stride, valid);
 		}
 
 		using set_valid_call_targets_fn = BOOL(WINAPI*)(HANDLE, PVOID, SIZE_T, ULONG, PCFG_CALL_TARGET_INFO);
 
 		/// set_call_targets once CFG is known to be enforced, through `set_targets` (SetProcessValidCallTargets, or
 		/// null when the system lacks it, which is an error then: thunks could not be called).
-		static result set_call_targets_with(set_valid_call_targets_fn set_targets, void* page, std::size_t size,
-		                                    std::size_t count, std::size_t stride, bool valid) noexcept
+		static result set_call_targets_with(set_valid_call_targets_fn set_targets, void* code, std::size_t size,
+		                                    std::span<const std::uint64_t> entries, std::size_t stride,
+		                                    bool valid) noexcept
 		{
-			if (count == 0)
+			std::size_t first = 0;
+			if (!entry_offsets(entries, stride, size).next(first))
 				return result::success();
 			if (set_targets == nullptr)
 				return result::failure(std::error_code(ERROR_PROC_NOT_FOUND, std::system_category()),
 				                       "GetProcAddress(SetProcessValidCallTargets)",
 				                       "the process enforces Control Flow Guard but the system does not export "
 				                       "SetProcessValidCallTargets");
+			constexpr std::size_t all = ~std::size_t{0};
 			std::size_t done = 0;
-			const result status = set_call_target_batches(set_targets, page, size, count, stride, valid, done);
+			const result status = set_call_target_batches(set_targets, code, size, entries, stride, valid, all, done);
 			// Marking valid failed part-way: the batches already marked would stay valid after the page is revoked
-			// (its owner believes it was never sealed, so it withdraws nothing). Withdraw them here, best effort:
-			// the failure is what the caller hears about either way.
+			// (its owner believes it was never sealed, so it withdraws nothing). Withdraw exactly those here, best
+			// effort: the failure is what the caller hears about either way.
 			if (!status.ok() && valid && done != 0)
 			{
 				std::size_t withdrawn = 0;
-				static_cast<void>(set_call_target_batches(set_targets, page, size, done, stride, false, withdrawn));
+				static_cast<void>(
+				    set_call_target_batches(set_targets, code, size, entries, stride, false, done, withdrawn));
 			}
 			return status;
 		}
@@ -168,20 +175,24 @@ namespace member_thunk::detail::os
 		}
 
 	private:
-		/// Marks the first `count` entries in batches of at most 64 (offsets ascending and 16-byte aligned, as the API
-		/// requires; slots are at least that aligned); `done` counts the entries of the batches that succeeded.
-		static result set_call_target_batches(set_valid_call_targets_fn set_targets, void* page, std::size_t size,
-		                                      std::size_t count, std::size_t stride, bool valid,
-		                                      std::size_t& done) noexcept
+		/// Marks the first `limit` entries in batches of at most 64 (offsets ascending and 16-byte aligned, as the API
+		/// requires; entries are slots at least that aligned); `done` counts the entries of the batches that succeeded.
+		static result set_call_target_batches(set_valid_call_targets_fn set_targets, void* code, std::size_t size,
+		                                      std::span<const std::uint64_t> entries, std::size_t stride, bool valid,
+		                                      std::size_t limit, std::size_t& done) noexcept
 		{
 			constexpr std::size_t batch = 64;
+			const ULONG_PTR flags = valid ? static_cast<ULONG_PTR>(CFG_CALL_TARGET_VALID) : 0;
 			CFG_CALL_TARGET_INFO targets[batch]{};
-			for (done = 0; done < count;)
+			entry_offsets offsets(entries, stride, size);
+			std::size_t offset = 0;
+			for (done = 0; done < limit && offsets.next(offset);)
 			{
-				const std::size_t n = count - done < batch ? count - done : batch;
-				for (std::size_t i = 0; i < n; ++i)
-					targets[i] = {(done + i) * stride, valid ? static_cast<ULONG_PTR>(CFG_CALL_TARGET_VALID) : 0};
-				if (set_targets(::GetCurrentProcess(), page, size, static_cast<ULONG>(n), targets) == 0)
+				std::size_t n = 0;
+				targets[n++] = {offset, flags};
+				while (n < batch && done + n < limit && offsets.next(offset))
+					targets[n++] = {offset, flags};
+				if (set_targets(::GetCurrentProcess(), code, size, static_cast<ULONG>(n), targets) == 0)
 					return last_error("SetProcessValidCallTargets");
 				done += n;
 			}
