@@ -29,8 +29,8 @@ namespace member_thunk::detail
 		const auto stored = reinterpret_cast<const stub_slot*>(chunk)->bound;
 		// The chunk's first word, written by prebuilt_pages::fill_traps; it decodes to a pointer by construction.
 		auto* const r = reinterpret_cast<region*>(decode_metadata(stored, chunk)); // NOLINT(performance-no-int-to-ptr)
-		// Regions of prebuilt stubs start on a chunk boundary, so a slot is a stub (not a chunk header) by its offset in
-		// its chunk: constants only, no division by a run-time value on this path, which every unique thunk takes.
+		// Regions of prebuilt stubs start on a chunk boundary, so a slot is a stub (not a chunk header) by its offset
+		// in its chunk: constants only, no division by a run-time value on this path, which every unique thunk takes.
 		const std::size_t in_chunk = address % stubs::chunk_size;
 		if (r == nullptr || !r->contains(slot) || r->kind == nullptr || !r->kind->prebuilt ||
 		    in_chunk % stubs::slot_size != 0 || in_chunk < stubs::header_slots * stubs::slot_size)
