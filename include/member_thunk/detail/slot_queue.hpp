@@ -24,6 +24,8 @@ namespace member_thunk::detail
 	/// filled). Ends the process if the header does not decode to a region of prebuilt stubs holding the slot.
 	[[nodiscard]] inline region& region_of_slot(const std::byte* slot) noexcept
 	{
+		if (slot == nullptr)
+			fail_fast("a null slot of prebuilt thunks: the slab's free list is corrupted");
 		const auto address = reinterpret_cast<std::uintptr_t>(slot);
 		const std::byte* const chunk = slot - address % stubs::chunk_size;
 		const auto stored = reinterpret_cast<const stub_slot*>(chunk)->bound;
@@ -63,6 +65,8 @@ namespace member_thunk::detail
 		/// Queues an emptied slot at the back.
 		void push(std::byte* slot) noexcept
 		{
+			if (slot == nullptr)
+				fail_fast("a null slot of prebuilt thunks was queued");
 			write_slot(slot, 0, stubs::trap_target());
 			if (tail_ != nullptr)
 				write_slot(tail_, encode_metadata(reinterpret_cast<std::uintptr_t>(slot), tail_), stubs::trap_target());
